@@ -1,0 +1,175 @@
+"""The ``cognet`` command line (click).
+
+    cognet tasks                          list the tasks
+    cognet rules                          list the learning rules
+    cognet train --task T --rule R ...    train one configuration into a run directory
+    cognet eval DIR                       re-score a trained run on fresh held-out trials
+    cognet demo                           train the default task and report (the README's main job)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+import click
+
+from .io import dumps
+
+
+class UserError(click.ClickException):
+    exit_code = 2
+
+
+def _fail(exc: BaseException) -> None:
+    raise UserError(str(exc)) from None
+
+
+USER_ERRORS: tuple = ()
+
+
+def _user_errors() -> tuple:
+    global USER_ERRORS
+    if not USER_ERRORS:
+        from .config import ConfigError
+        from .io import CorruptFileError
+        from .train import TrainingDiverged
+
+        USER_ERRORS = (ConfigError, CorruptFileError, TrainingDiverged, FileNotFoundError, ValueError)
+    return USER_ERRORS
+
+
+def emit(result: Dict[str, Any], as_json: bool, lines: Sequence[str] = ()) -> None:
+    if as_json:
+        click.echo(dumps(result, indent=None))
+    else:
+        for line in lines:
+            click.echo(line)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cognet")
+def main() -> None:
+    """cognet: recurrent spiking networks (LIF/ALIF) that learn symbolic bit-sequence and
+    arithmetic tasks, trained with surrogate-gradient BPTT or e-prop, verified in Brian2."""
+
+
+@main.command("tasks")
+@click.option("--json", "as_json", is_flag=True, help="print the task list as JSON")
+def tasks_cmd(as_json: bool) -> None:
+    """List the available tasks, one line each."""
+    import tasks
+
+    rows = [tasks.get_task(name).describe() for name in sorted(tasks.TASKS)]
+    if as_json:
+        click.echo(dumps(rows, indent=None))
+        return
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        click.echo(f"{r['name']:<{width}}  {r['summary']}")
+
+
+@main.command("rules")
+def rules_cmd() -> None:
+    """List the available learning rules, one line each."""
+    import rules
+
+    width = max(len(n) for n in rules.RULES)
+    for name in sorted(rules.RULES):
+        click.echo(f"{name:<{width}}  {rules.RULES[name].summary}")
+
+
+def _summary_lines(s: Dict[str, Any], out: Optional[Path]) -> list:
+    lines = [
+        f"task {s['task']}  rule {s['rule']}  seed {s['seed']}  ({s['n_rec']} neurons)",
+        f"held-out ({s['eval_trials']} trials): bit accuracy {s['bit_accuracy']:.3f}, "
+        f"sequence accuracy {s['sequence_accuracy']:.3f}  (chance {s['chance']['bit_accuracy']:.3f} / "
+        f"{s['chance']['sequence_accuracy']:.3f})",
+        f"firing: mean rate {s['mean_rate_hz']:.2f} Hz, silent neurons {100 * s['silent_fraction']:.1f}%",
+        f"{s['iterations']} iterations in {s['wall_s']:.1f} s" + (" (early stop)" if s.get("stopped_early") else ""),
+    ]
+    if s.get("resumed") == "already complete":
+        lines.insert(0, "run already complete; reporting its summary (use --restart to train again)")
+    if out is not None:
+        lines.append(f"run directory: {out}")
+    return lines
+
+
+def train_options(f):
+    f = click.option("--task", "task", default=None, help="task name (see `cognet tasks`); default add")(f)
+    f = click.option("--rule", "rule", default=None, help="learning rule (see `cognet rules`); default bptt")(f)
+    f = click.option("--seed", type=int, default=None, help="run seed (default 0)")(f)
+    f = click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+                     help="YAML file with config sections (network, surrogate, train, task)")(f)
+    f = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="override one config key, e.g. --set network.n_rec=200 (repeatable)")(f)
+    return f
+
+
+@main.command("train")
+@train_options
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="run directory (default runs/<task>-<rule>-seed<seed>-<config hash>)")
+@click.option("--restart", is_flag=True, help="discard an unfinished or finished run in --out and train anew")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object on stdout")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def train_cmd(task, rule, seed, config_file, sets, out, restart, as_json, quiet) -> None:
+    """Train a network on a task; resumes an interrupted run in the same --out."""
+    from .config import build_config
+    from .train import default_run_dir, train
+
+    try:
+        cfg = build_config(task, rule, seed, config_file, sets)
+        out_dir = Path(out) if out else default_run_dir(cfg)
+        summary = train(cfg, out_dir, progress=not (quiet or as_json), restart=restart)
+    except _user_errors() as exc:
+        _fail(exc)
+    emit({**summary, "run_dir": str(out_dir)}, as_json, _summary_lines(summary, out_dir))
+
+
+@main.command("eval")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--trials", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--seed", type=int, default=None, help="held-out seed (default: the run's own held-out stream)")
+@click.option("--json", "as_json", is_flag=True)
+def eval_cmd(run_dir, trials, seed, as_json) -> None:
+    """Score a trained run on fresh held-out trials."""
+    from .train import eval_run
+
+    try:
+        res = eval_run(Path(run_dir), trials, seed)
+    except _user_errors() as exc:
+        _fail(exc)
+    res.pop("rates_hz", None)
+    emit(res, as_json, [
+        f"{res['task']} / {res['rule']} seed {res['seed']}: {trials} held-out trials (seed {res['eval_seed']})",
+        f"bit accuracy {res['bit_accuracy']:.3f}, sequence accuracy {res['sequence_accuracy']:.3f}, "
+        f"mean rate {res['mean_rate_hz']:.2f} Hz, silent {100 * res['silent_fraction']:.1f}%",
+    ])
+
+
+@main.command("demo")
+@click.option("--out", type=click.Path(file_okay=False), default="runs/demo", show_default=True)
+@click.option("--task", default="add", show_default=True)
+@click.option("--restart", is_flag=True, help="train anew even if runs/demo holds a finished run")
+@click.option("--json", "as_json", is_flag=True)
+def demo_cmd(out, task, restart, as_json) -> None:
+    """Train the default task, then report accuracy and firing rates."""
+    from .config import build_config
+    from .train import train
+
+    out_dir = Path(out)
+    try:
+        cfg = build_config(task=task)
+        summary = train(cfg, out_dir, progress=not as_json, restart=restart)
+    except _user_errors() as exc:
+        _fail(exc)
+    report: Dict[str, Any] = {"train": summary, "run_dir": str(out_dir)}
+    lines = ["== training"] + _summary_lines(summary, out_dir)
+    emit(report, as_json, lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

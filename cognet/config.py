@@ -1,0 +1,260 @@
+"""Run configuration: nested dataclasses, YAML files and ``--set key=value`` overrides.
+
+A run is described by :class:`RunConfig` with sections ``network``, ``surrogate``,
+``train`` and ``task`` (the task section holds ``name`` plus that task's own parameters,
+validated by the task). Keys are addressed with dots: ``network.n_rec=200``,
+``task.n_bits=6``, ``train.lr=0.005``. Unknown keys and invalid values raise
+:class:`ConfigError` naming the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import yaml
+
+from tasks.base import coerce
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is wrong; the message names it."""
+
+
+@dataclass
+class NetworkConfig:
+    n_rec: int = 100  # recurrent neurons
+    alif_fraction: float = 0.5  # fraction of ALIF neurons (the last ones)
+    dt_ms: float = 1.0
+    tau_mem_ms: float = 20.0
+    v_th: float = 1.0
+    reset: str = "subtract"  # subtract | zero
+    refractory_ms: float = 2.0
+    tau_adapt_ms: float = 200.0  # ALIF adaptation time constant (tau_adapt_max_ms > 0 draws per neuron)
+    tau_adapt_max_ms: float = 0.0  # if > tau_adapt_ms: per-neuron tau_adapt ~ U(tau_adapt_ms, max)
+    beta: float = 0.1  # ALIF threshold adaptation strength (e-prop convention)
+    tau_out_ms: float = 20.0  # readout filter time constant
+    detach_reset: bool = True  # stop the gradient through the reset (arXiv 2011.09964 keeps it)
+    self_connections: bool = False
+    input_scale: float = 3.0  # W_in ~ N(0, (input_scale v_th)^2 / n_in)
+    rec_scale: float = 0.5  # W_rec ~ N(0, (rec_scale v_th)^2 / n_rec)
+
+    def validate(self) -> None:
+        _positive(self, "network", ["n_rec", "dt_ms", "tau_mem_ms", "v_th", "tau_adapt_ms", "tau_out_ms"])
+        _nonneg(self, "network", ["refractory_ms", "beta", "input_scale", "rec_scale", "tau_adapt_max_ms"])
+        _choice(self, "network", "reset", ["subtract", "zero"])
+        if not 0 <= self.alif_fraction <= 1:
+            raise ConfigError(f"network.alif_fraction must be in [0, 1], got {self.alif_fraction}")
+
+
+@dataclass
+class SurrogateConfig:
+    name: str = "triangle"  # see cognet.surrogate.SHAPES
+    width: float = 0.0  # 0 = the shape's default width
+    peak: float = 0.3
+    leak_aware: bool = False  # Lee et al. 2020 leak-aware correction of the derivative
+
+    def validate(self) -> None:
+        from .surrogate import SHAPES
+
+        _choice(self, "surrogate", "name", sorted(SHAPES))
+        _nonneg(self, "surrogate", ["width"])
+        _positive(self, "surrogate", ["peak"])
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 2000  # maximum training iterations
+    batch_size: int = 64
+    lr: float = 0.01  # Adam learning rate
+    lr_min_factor: float = 0.05  # cosine decay of the learning rate down to lr * lr_min_factor
+    grad_clip: float = 1.0  # max global gradient norm (0 = off)
+    rate_target_hz: float = 10.0  # firing-rate regulariser target
+    rate_reg: float = 1.0  # regulariser coefficient c: c * mean_j ((r_j - f0) / f0)^2 ... see rules.base
+    eval_every: int = 100  # iterations between held-out evaluations
+    eval_trials: int = 256  # held-out trials per evaluation
+    target_accuracy: float = 0.97  # early stop when the task's stop metric reaches this on held-out data
+    threads: int = 1  # torch intra-op threads (1 is fastest and stable for these small networks)
+    dtype: str = "float32"  # float32 | float64
+    device: str = "cpu"  # cpu | cuda | auto
+    checkpoint_every: int = 100  # iterations between resumable checkpoints (0 = only at the end)
+
+    def validate(self) -> None:
+        _positive(self, "train", ["iterations", "batch_size", "lr", "eval_every", "eval_trials", "threads"])
+        _nonneg(self, "train", ["grad_clip", "rate_target_hz", "rate_reg", "checkpoint_every"])
+        if not 0 < self.lr_min_factor <= 1:
+            raise ConfigError(f"train.lr_min_factor must be in (0, 1], got {self.lr_min_factor}")
+        if not 0 < self.target_accuracy <= 1.0:
+            raise ConfigError(f"train.target_accuracy must be in (0, 1], got {self.target_accuracy}")
+        _choice(self, "train", "dtype", ["float32", "float64"])
+        _choice(self, "train", "device", ["cpu", "cuda", "auto"])
+
+
+SECTIONS = {"network": NetworkConfig, "surrogate": SurrogateConfig, "train": TrainConfig}
+
+
+@dataclass
+class RunConfig:
+    task: str = "add"
+    rule: str = "bptt"
+    seed: int = 0
+    task_params: Dict[str, Any] = field(default_factory=dict)  # overrides of the task's defaults
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    surrogate: SurrogateConfig = field(default_factory=SurrogateConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    # -- validation ------------------------------------------------------------------------
+    def validate(self) -> "RunConfig":
+        import rules
+        import tasks
+
+        try:
+            tasks.get_task(self.task, self.task_params, self.network.dt_ms)
+            rules.get_rule_class(self.rule)
+        except ConfigError:
+            raise
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        for name in SECTIONS:
+            getattr(self, name).validate()
+        return self
+
+    # -- (de)serialisation -------------------------------------------------------------------
+    def to_dict(self) -> Dict[str, Any]:
+        d = dataclasses.asdict(self)
+        task = {"name": d.pop("task"), **d.pop("task_params")}
+        return {"task": task, **d}
+
+    def resolved_dict(self) -> Dict[str, Any]:
+        """Like :meth:`to_dict` but with every task parameter, defaults included."""
+        import tasks
+
+        d = self.to_dict()
+        t = tasks.get_task(self.task, self.task_params, self.network.dt_ms)
+        d["task"] = {"name": self.task, **dataclasses.asdict(t.params)}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "RunConfig":
+        cfg = cls()
+        apply_mapping(cfg, d)
+        return cfg
+
+
+def _positive(obj, section: str, keys: Sequence[str]) -> None:
+    for k in keys:
+        v = getattr(obj, k)
+        if not (v > 0 and math.isfinite(v)):
+            raise ConfigError(f"{section}.{k} must be positive, got {v!r}")
+
+
+def _nonneg(obj, section: str, keys: Sequence[str]) -> None:
+    for k in keys:
+        v = getattr(obj, k)
+        if not (v >= 0 and math.isfinite(v)):
+            raise ConfigError(f"{section}.{k} must be >= 0, got {v!r}")
+
+
+def _choice(obj, section: str, key: str, allowed: Sequence[str]) -> None:
+    v = getattr(obj, key)
+    if v not in allowed:
+        raise ConfigError(f"{section}.{key} must be one of {list(allowed)}, got {v!r}")
+
+
+TOP_KEYS = ("task", "rule", "seed", "network", "surrogate", "train")
+
+
+def set_key(cfg: RunConfig, key: str, value: Any) -> None:
+    """Set a dotted ``key`` (e.g. ``network.n_rec``) to ``value`` with type coercion."""
+    parts = key.split(".")
+    head = parts[0]
+    if head == "task":
+        if len(parts) == 1:
+            cfg.task = str(value)
+        elif len(parts) == 2 and parts[1] == "name":
+            cfg.task = str(value)
+        elif len(parts) == 2:
+            cfg.task_params[parts[1]] = value  # validated against the task's parameters later
+        else:
+            raise ConfigError(f"unknown config key {key!r}")
+        return
+    if head in ("rule", "seed") and len(parts) == 1:
+        try:
+            setattr(cfg, head, coerce(value, int, head) if head == "seed" else str(value))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return
+    if head in SECTIONS and len(parts) == 2:
+        section = getattr(cfg, head)
+        fields = {f.name for f in dataclasses.fields(section)}
+        if parts[1] not in fields:
+            raise ConfigError(f"unknown config key {key!r}; allowed in {head!r}: {sorted(fields)}")
+        current = getattr(section, parts[1])
+        try:
+            setattr(section, parts[1], coerce(value, type(current), key))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return
+    allowed = ["task", "task.<param>", "rule", "seed"] + [f"{s}.<key>" for s in SECTIONS]
+    raise ConfigError(f"unknown config key {key!r}; allowed: {allowed}")
+
+
+def apply_mapping(cfg: RunConfig, d: Mapping[str, Any], prefix: str = "") -> None:
+    if not isinstance(d, Mapping):
+        raise ConfigError(f"config {prefix or 'file'} must be a mapping, got {type(d).__name__}")
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and (key in SECTIONS or key == "task"):
+            apply_mapping(cfg, v, key + ".")
+        else:
+            set_key(cfg, key, v)
+
+
+def parse_sets(items: Sequence[str]) -> List[tuple]:
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        out.append((k.strip(), yaml.safe_load(v) if v.strip() else v))
+    return out
+
+
+def load_yaml(path: str | Path) -> Dict[str, Any]:
+    try:
+        with open(path) as fh:
+            data = yaml.safe_load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def build_config(
+    task: Optional[str] = None, rule: Optional[str] = None, seed: Optional[int] = None,
+    config_file: Optional[str] = None, sets: Sequence[str] = (),
+) -> RunConfig:
+    """Defaults, then the YAML file, then ``--task/--rule/--seed``, then ``--set`` items."""
+    cfg = RunConfig()
+    if config_file:
+        apply_mapping(cfg, load_yaml(config_file))
+    if task is not None:
+        cfg.task = task
+    if rule is not None:
+        cfg.rule = rule
+    if seed is not None:
+        set_key(cfg, "seed", seed)
+    for k, v in parse_sets(sets):
+        set_key(cfg, k, v)
+    return cfg.validate()

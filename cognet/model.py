@@ -1,0 +1,94 @@
+"""Build networks from a :class:`RunConfig`, and save/load trained models (safetensors).
+
+``model.safetensors`` in a run directory holds the weights (``w_in``, ``w_rec``, ``w_out``,
+``b_out``), the per-neuron parameters (``neurons.<field>``, float64) and, as metadata,
+the network settings and the task description. :func:`load_model` rebuilds the exact
+:class:`~cognet.network.RSNN` from it: the Brian2 bridge and the analysis use this, so the
+neuron parameters are never copied by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+import torch
+
+from .config import NetworkConfig, RunConfig, SurrogateConfig
+from .io import CorruptFileError, PathLike, load_tensors, save_tensors
+from .network import RSNN
+from .params import PER_NEURON_FIELDS, NeuronParams
+from .surrogate import Surrogate
+
+MODEL_FORMAT = "cognet-model-1"
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def neuron_params(net_cfg: NetworkConfig, seed_rng: np.random.Generator) -> NeuronParams:
+    tau_a: Any = net_cfg.tau_adapt_ms
+    if net_cfg.tau_adapt_max_ms > net_cfg.tau_adapt_ms:
+        tau_a = (net_cfg.tau_adapt_ms, net_cfg.tau_adapt_max_ms)
+    return NeuronParams.mixed(
+        n=net_cfg.n_rec, alif_fraction=net_cfg.alif_fraction, beta=net_cfg.beta, tau_adapt_ms=tau_a,
+        rng=seed_rng, dt_ms=net_cfg.dt_ms, tau_mem_ms=net_cfg.tau_mem_ms, v_th=net_cfg.v_th,
+        reset=net_cfg.reset, refractory_ms=net_cfg.refractory_ms,
+    )
+
+
+def make_surrogate(s: SurrogateConfig) -> Surrogate:
+    return Surrogate.make(s.name, s.width or None, s.peak)
+
+
+def build_network(
+    n_in: int, n_out: int, neurons: NeuronParams, net_cfg: NetworkConfig, sur_cfg: SurrogateConfig,
+    generator: Optional[torch.Generator] = None, dtype: torch.dtype = torch.float32,
+) -> RSNN:
+    return RSNN(
+        n_in=n_in, neurons=neurons, n_out=n_out, tau_out_ms=net_cfg.tau_out_ms, surrogate=make_surrogate(sur_cfg),
+        detach_reset=net_cfg.detach_reset, leak_aware=sur_cfg.leak_aware,
+        self_connections=net_cfg.self_connections, input_scale=net_cfg.input_scale, rec_scale=net_cfg.rec_scale,
+        generator=generator, dtype=dtype,
+    )
+
+
+def save_model(path: PathLike, net: RSNN, cfg: RunConfig, extra: Optional[Dict[str, Any]] = None) -> None:
+    tensors = {name: p.detach() for name, p in net.named_parameters()}
+    for f in PER_NEURON_FIELDS:
+        tensors[f"neurons.{f}"] = torch.as_tensor(net.neurons.array(f), dtype=torch.float64)
+    meta = {
+        "format": MODEL_FORMAT,
+        "n": str(net.neurons.n), "dt_ms": repr(net.neurons.dt_ms), "reset": net.neurons.reset,
+        "n_in": str(net.n_in), "n_out": str(net.n_out),
+        "config": json.dumps(cfg.resolved_dict()),
+        "extra": json.dumps(extra or {}),
+    }
+    save_tensors(path, tensors, meta)
+
+
+def load_model(path: PathLike, dtype: Optional[torch.dtype] = None) -> Tuple[RSNN, RunConfig]:
+    """Rebuild the trained network and its run config from ``model.safetensors``."""
+    tensors, meta = load_tensors(path)
+    if meta.get("format") != MODEL_FORMAT:
+        raise CorruptFileError(f"{path} is not a cognet model file (format {meta.get('format')!r})")
+    try:
+        cfg = RunConfig.from_dict(json.loads(meta["config"]))
+        n = int(meta["n"])
+        fields = {f: tensors[f"neurons.{f}"].numpy() for f in PER_NEURON_FIELDS}
+        neurons = NeuronParams(n=n, dt_ms=float(meta["dt_ms"]), reset=meta["reset"], **fields)
+        n_in, n_out = int(meta["n_in"]), int(meta["n_out"])
+    except (KeyError, ValueError, json.JSONDecodeError) as exc:
+        raise CorruptFileError(f"{path} has missing or invalid model metadata ({exc})") from None
+    dtype = dtype or tensors["w_rec"].dtype
+    net = build_network(n_in, n_out, neurons, cfg.network, cfg.surrogate, dtype=dtype)
+    state = {k: v.to(dtype) for k, v in tensors.items() if not k.startswith("neurons.")}
+    missing = {name for name, _ in net.named_parameters()} - set(state)
+    if missing:
+        raise CorruptFileError(f"{path} lacks weights {sorted(missing)}")
+    for name, p in net.named_parameters():
+        if tuple(state[name].shape) != tuple(p.shape):
+            raise CorruptFileError(f"{path}: weight {name} has shape {tuple(state[name].shape)}, expected {tuple(p.shape)}")
+        with torch.no_grad():
+            p.copy_(state[name])
+    return net, cfg

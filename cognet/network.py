@@ -1,0 +1,166 @@
+"""The recurrent spiking network: input spikes -> LIF/ALIF population -> leaky readout.
+
+A thin :class:`torch.nn.Module` around :func:`cognet.functional.simulate`.
+
+Readout (non-spiking, leaky)::
+
+    zf[t]  = kappa zf[t-1] + z[t],            kappa = exp(-dt / tau_out)
+    y[t]   = W_out zf[t] + b_out
+    logit_w = mean over the steps t of answer window w of y[t]
+
+Since all of it is linear in the spikes, the window means are one matrix product with a
+``[W, T]`` matrix (:func:`readout_matrix`), computed once per task timing.
+
+Weight initialisation (documented defaults, see :class:`cognet.config.NetworkConfig`)::
+
+    W_in  ~ N(0, (input_scale * v_th)^2 / n_in)
+    W_rec ~ N(0, (rec_scale * v_th)^2 / n),  diagonal zero (no self-connections)
+    W_out ~ N(0, 1 / n),  b_out = 0
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from .functional import ALIFState, Trajectory, constants, simulate
+from .params import NeuronParams
+from .surrogate import Surrogate
+
+
+def readout_matrix(windows: Sequence[Tuple[int, int]], T: int, kappa: float, dtype=torch.float64) -> torch.Tensor:
+    """``M[w, s]`` such that ``logit_w = W_out (sum_s M[w, s] z[s]) + b_out``.
+
+    ``windows`` holds half-open step ranges ``[start, end)``; the value at ``w`` is the
+    mean over ``t`` in the window of ``sum_{s <= t} kappa^(t - s) z[s]``.
+    """
+    s = np.arange(T, dtype=float)
+    M = np.zeros((len(windows), T))
+    for w, (start, end) in enumerate(windows):
+        if not 0 <= start < end <= T:
+            raise ValueError(f"answer window {(start, end)} does not fit in a trial of {T} steps")
+        first = np.maximum(s[:end], start)  # first t >= s inside the window
+        # sum_{t=first}^{end-1} kappa^(t-s), in closed form (kappa < 1)
+        M[w, :end] = kappa ** (first - s[:end]) * (1.0 - kappa ** (end - first)) / (1.0 - kappa) / (end - start)
+    return torch.as_tensor(M, dtype=dtype)
+
+
+class NetOutput(NamedTuple):
+    z: torch.Tensor  # recurrent spikes [T, B, n]
+    logits: torch.Tensor  # readout per answer window [W, B, n_out]
+    trajectory: Trajectory
+
+
+class RSNN(nn.Module):
+    """Recurrent LIF/ALIF network with a leaky readout.
+
+    Args:
+        n_in: number of input neurons (spike trains).
+        neurons: the population's :class:`NeuronParams` (single source of truth).
+        n_out: number of readout units.
+        tau_out_ms: readout time constant.
+        surrogate: the spike function's surrogate derivative.
+        detach_reset / detach_recurrent / leak_aware: see :func:`cognet.functional.simulate`.
+        self_connections: allow autapses (default False: diagonal of W_rec held at 0).
+        generator: torch generator for the initial weights.
+
+    Inputs: ``x`` spikes ``[T, B, n_in]``, answer ``windows`` (list of (start, end)).
+    Outputs: :class:`NetOutput` (spikes, per-window logits, trajectory).
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        neurons: NeuronParams,
+        n_out: int,
+        tau_out_ms: float = 20.0,
+        surrogate: Optional[Surrogate] = None,
+        detach_reset: bool = True,
+        detach_recurrent: bool = False,
+        leak_aware: bool = False,
+        self_connections: bool = False,
+        input_scale: float = 1.0,
+        rec_scale: float = 1.0,
+        generator: Optional[torch.Generator] = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__()
+        if tau_out_ms <= 0:
+            raise ValueError(f"tau_out_ms must be positive, got {tau_out_ms!r}")
+        self.neurons = neurons
+        self.n_in, self.n, self.n_out = int(n_in), neurons.n, int(n_out)
+        self.tau_out_ms = float(tau_out_ms)
+        self.surrogate = surrogate or Surrogate()
+        self.detach_reset = detach_reset
+        self.detach_recurrent = detach_recurrent
+        self.leak_aware = leak_aware
+        self.self_connections = self_connections
+        v_th = torch.as_tensor(neurons.array("v_th"), dtype=dtype)
+        g = generator
+        self.w_in = nn.Parameter(torch.randn(self.n, self.n_in, generator=g, dtype=dtype)
+                                 * (input_scale / math.sqrt(self.n_in)) * v_th[:, None])
+        w_rec = torch.randn(self.n, self.n, generator=g, dtype=dtype) * (rec_scale / math.sqrt(self.n)) * v_th[:, None]
+        mask = torch.ones(self.n, self.n, dtype=dtype)
+        if not self_connections:
+            mask.fill_diagonal_(0.0)
+        self.register_buffer("rec_mask", mask)
+        self.w_rec = nn.Parameter(w_rec * mask)
+        self.w_out = nn.Parameter(torch.randn(self.n_out, self.n, generator=g, dtype=dtype) / math.sqrt(self.n))
+        self.b_out = nn.Parameter(torch.zeros(self.n_out, dtype=dtype))
+        self._refresh_constants(dtype)
+        self._readout_cache: dict = {}
+
+    # -- constants ------------------------------------------------------------------------
+    def _refresh_constants(self, dtype=None, device=None) -> None:
+        dtype = dtype or self.w_rec.dtype
+        device = device or self.w_rec.device
+        self.consts = constants(self.neurons, device=device, dtype=dtype)
+
+    def _apply(self, fn, *args, **kwargs):  # keep derived constants on the module's device/dtype
+        out = super()._apply(fn, *args, **kwargs)
+        self._refresh_constants()
+        self._readout_cache = {}
+        return out
+
+    @property
+    def kappa(self) -> float:
+        return math.exp(-self.neurons.dt_ms / self.tau_out_ms)
+
+    def effective_w_rec(self) -> torch.Tensor:
+        return self.w_rec * self.rec_mask
+
+    def readout_weights(self, windows: Sequence[Tuple[int, int]], T: int) -> torch.Tensor:
+        key = (tuple(map(tuple, windows)), T)
+        M = self._readout_cache.get(key)
+        if M is None:
+            M = readout_matrix(windows, T, self.kappa).to(self.w_out.device, self.w_out.dtype)
+            self._readout_cache[key] = M
+        return M
+
+    def readout(self, z: torch.Tensor, windows: Sequence[Tuple[int, int]]) -> torch.Tensor:
+        """Per-window logits ``[W, B, n_out]`` from spikes ``[T, B, n]``."""
+        M = self.readout_weights(windows, z.shape[0])
+        filtered = torch.einsum("wt,tbn->wbn", M, z)
+        return torch.nn.functional.linear(filtered, self.w_out, self.b_out)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        windows: Sequence[Tuple[int, int]],
+        state: Optional[ALIFState] = None,
+        record_state: bool = False,
+    ) -> NetOutput:
+        if x.dim() != 3 or x.shape[-1] != self.n_in:
+            raise ValueError(f"input must be [T, B, {self.n_in}], got {tuple(x.shape)}")
+        x = x.to(self.w_in.dtype)
+        currents = torch.nn.functional.linear(x, self.w_in)  # all steps in one matmul
+        traj = simulate(
+            currents, self.effective_w_rec(), self.consts, self.surrogate, state,
+            detach_reset=self.detach_reset, detach_recurrent=self.detach_recurrent,
+            leak_aware=self.leak_aware, record_state=record_state,
+        )
+        return NetOutput(traj.z, self.readout(traj.z, windows), traj)

@@ -1,0 +1,350 @@
+"""The training loop and the run directory.
+
+A run directory holds::
+
+    config.yaml          the resolved configuration (every default written out)
+    model.safetensors    trained weights + neuron parameters (see cognet.model)
+    checkpoint.safetensors  resumable state: weights, optimiser, RNG states, iteration
+    metrics.jsonl        one JSON line per iteration (and per evaluation)
+    summary.json         the final held-out scores, rates and timings
+
+All files are written atomically. A killed run started again with the same ``--out``
+resumes from its last checkpoint; a completed run is not retrained.
+
+Randomness: from the run seed, :class:`numpy.random.SeedSequence` derives independent
+streams for the initial weights and neuron parameters, the training batches, the held-out
+evaluation trials and the learning rule. The held-out trials come from their own stream,
+never seen in training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+import yaml
+
+import rules
+import tasks
+
+from .config import ConfigError, RunConfig
+from .io import CorruptFileError, append_jsonl, load_tensors, read_json, read_jsonl, rewrite_jsonl, save_tensors, write_json
+from .model import DTYPES, build_network, load_model, neuron_params, save_model
+
+CHECKPOINT_FORMAT = "cognet-checkpoint-1"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or a gradient became NaN or infinite."""
+
+
+def derive_seeds(seed: int) -> Dict[str, int]:
+    names = ["init", "train", "eval", "rule"]
+    children = np.random.SeedSequence(seed).spawn(len(names))
+    return {n: int(c.generate_state(1, dtype=np.uint64)[0] % (2**63 - 1)) for n, c in zip(names, children)}
+
+
+def config_hash(cfg: RunConfig) -> str:
+    import hashlib
+
+    blob = json.dumps(cfg.resolved_dict(), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def default_run_dir(cfg: RunConfig, root: str = "runs") -> Path:
+    return Path(root) / f"{cfg.task}-{cfg.rule}-seed{cfg.seed}-{config_hash(cfg)}"
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device=cuda but no CUDA device is available; use cpu or auto")
+    return torch.device(name)
+
+
+def firing_stats(z: torch.Tensor, dt_ms: float) -> Dict[str, Any]:
+    """Mean rate (Hz), per-neuron rates and the fraction of silent neurons for spikes [T, B, n]."""
+    rates = z.float().mean(dim=(0, 1)) * (1000.0 / dt_ms)
+    return {
+        "mean_rate_hz": float(rates.mean()),
+        "silent_fraction": float((z.sum(dim=(0, 1)) == 0).float().mean()),
+        "rates_hz": rates.cpu().tolist(),
+    }
+
+
+@torch.no_grad()
+def evaluate(net, task, trials: int, seed: int, batch_size: int = 256, keep_spikes: bool = False) -> Dict[str, Any]:
+    """Held-out scores and firing statistics on ``trials`` fresh trials drawn from ``seed``."""
+    g = torch.Generator().manual_seed(int(seed))
+    device = net.w_rec.device
+    right_bits = total_bits = right_seq = 0.0
+    spike_sum = None
+    silent_count = None
+    steps = 0
+    zs = []
+    batches = []
+    done = 0
+    while done < trials:
+        b = min(batch_size, trials - done)
+        batch = task.sample(b, g)
+        batch_dev = dataclasses.replace(batch, x=batch.x.to(device), target=batch.target.to(device),
+                                        mask=batch.mask.to(device))
+        out = net(batch_dev.x, batch_dev.windows)
+        s = task.score(out.logits, batch_dev)
+        n_answers = float(batch.mask.sum()) * (batch.target.shape[-1] if task.output == "bits" else 1)
+        right_bits += s["bit_accuracy"] * n_answers
+        total_bits += n_answers
+        right_seq += s["sequence_accuracy"] * b
+        counts = out.z.sum(dim=(0, 1))
+        spike_sum = counts if spike_sum is None else spike_sum + counts
+        steps += out.z.shape[0] * b
+        if keep_spikes:
+            zs.append(out.z.cpu())
+            batches.append(batch)
+        done += b
+    dt = net.neurons.dt_ms
+    rates = spike_sum / steps * (1000.0 / dt)
+    result: Dict[str, Any] = {
+        "trials": trials,
+        "bit_accuracy": right_bits / max(total_bits, 1.0),
+        "sequence_accuracy": right_seq / trials,
+        "mean_rate_hz": float(rates.mean()),
+        "silent_fraction": float((spike_sum == 0).float().mean()),
+        "rates_hz": rates.cpu().tolist(),
+    }
+    if keep_spikes:
+        result["spikes"] = zs
+        result["batches"] = batches
+    return result
+
+
+class Trainer:
+    """Trains one configuration into one run directory (resumable)."""
+
+    def __init__(self, cfg: RunConfig, out_dir: Optional[Path] = None, progress: Optional[bool] = None) -> None:
+        self.cfg = cfg.validate()
+        self.out = Path(out_dir) if out_dir is not None else None
+        self.progress = True if progress is None else progress
+        tc = cfg.train
+        self.device = pick_device(tc.device)
+        self.dtype = DTYPES[tc.dtype]
+        self.seeds = derive_seeds(cfg.seed)
+        self.task = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms)
+        g_init = torch.Generator().manual_seed(self.seeds["init"])
+        neurons = neuron_params(cfg.network, np.random.default_rng(self.seeds["init"]))
+        self.net = build_network(self.task.n_in, self.task.n_out, neurons, cfg.network, cfg.surrogate,
+                                 generator=g_init, dtype=self.dtype).to(self.device)
+        self.g_train = torch.Generator().manual_seed(self.seeds["train"])
+        g_rule = torch.Generator().manual_seed(self.seeds["rule"])
+        self.rule = rules.get_rule_class(cfg.rule)(self.net, self.task, tc, g_rule)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=tc.lr)
+        total, floor = tc.iterations, tc.lr_min_factor
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda it: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(it, total) / total)))
+        self.iteration = 0
+        self.wall_before = 0.0  # training seconds spent before a resume
+        self.best = -1.0
+        self.stopped_early = False
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _checkpoint_path(self) -> Optional[Path]:
+        return self.out / "checkpoint.safetensors" if self.out else None
+
+    def save_checkpoint(self, wall: float) -> None:
+        path = self._checkpoint_path()
+        if path is None:
+            return
+        tensors: Dict[str, torch.Tensor] = {f"model.{k}": v for k, v in self.net.named_parameters()}
+        opt_state = self.opt.state_dict()
+        scalars: Dict[str, Any] = {}
+        for idx, st in opt_state["state"].items():
+            for key, val in st.items():
+                if torch.is_tensor(val):
+                    tensors[f"optim.{idx}.{key}"] = val
+                else:
+                    scalars[f"{idx}.{key}"] = val
+        tensors["rng.train"] = self.g_train.get_state()
+        for k, v in self.rule.state_tensors().items():
+            tensors[f"rule.{k}"] = v
+        meta = {
+            "format": CHECKPOINT_FORMAT, "iteration": str(self.iteration), "wall_s": repr(wall),
+            "best": repr(self.best), "config_hash": config_hash(self.cfg),
+            "param_groups": json.dumps(opt_state["param_groups"]), "optim_scalars": json.dumps(scalars),
+            "sched": json.dumps(self.sched.state_dict()),
+        }
+        save_tensors(path, tensors, meta)
+
+    def load_checkpoint(self) -> bool:
+        path = self._checkpoint_path()
+        if path is None or not path.exists():
+            return False
+        tensors, meta = load_tensors(path)
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise CorruptFileError(f"{path} is not a cognet checkpoint")
+        if meta.get("config_hash") != config_hash(self.cfg):
+            raise ConfigError(f"{path} belongs to a different configuration; use another --out or --restart")
+        try:
+            with torch.no_grad():
+                for k, p in self.net.named_parameters():
+                    p.copy_(tensors[f"model.{k}"])
+            param_groups = json.loads(meta["param_groups"])
+            scalars = json.loads(meta["optim_scalars"])
+            state: Dict[int, Dict[str, Any]] = {}
+            for key, val in tensors.items():
+                if key.startswith("optim."):
+                    _, idx, name = key.split(".", 2)
+                    state.setdefault(int(idx), {})[name] = val.to(self.device)
+            for key, val in scalars.items():
+                idx, name = key.split(".", 1)
+                state.setdefault(int(idx), {})[name] = val
+            self.opt.load_state_dict({"state": state, "param_groups": param_groups})
+            self.sched.load_state_dict(json.loads(meta["sched"]))
+            self.g_train.set_state(tensors["rng.train"])
+            self.rule.load_state_tensors({k[5:]: v for k, v in tensors.items() if k.startswith("rule.")})
+            self.iteration = int(meta["iteration"])
+            self.wall_before = float(meta["wall_s"])
+            self.best = float(meta["best"])
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise CorruptFileError(f"{path} is incomplete or inconsistent ({exc}); delete it or pass --restart") from None
+        return True
+
+    # -- the loop ------------------------------------------------------------------------------
+    def _log(self, record: Dict[str, Any]) -> None:
+        if self.out:
+            append_jsonl(self.out / "metrics.jsonl", record)
+
+    def evaluate(self, trials: Optional[int] = None) -> Dict[str, Any]:
+        self.net.eval()
+        return evaluate(self.net, self.task, trials or self.cfg.train.eval_trials, self.seeds["eval"])
+
+    def run(self) -> Dict[str, Any]:
+        cfg, tc = self.cfg, self.cfg.train
+        torch.set_num_threads(tc.threads)
+        if self.out:
+            self.out.mkdir(parents=True, exist_ok=True)
+            summary_path = self.out / "summary.json"
+            config_path = self.out / "config.yaml"
+            resolved = cfg.resolved_dict()
+            if config_path.exists():
+                old = yaml.safe_load(config_path.read_text())
+                if old != resolved:
+                    raise ConfigError(f"{self.out} already holds a run with a different configuration; "
+                                      "choose another --out (nothing was overwritten)")
+            if summary_path.exists() and (self.out / "model.safetensors").exists():
+                summary = read_json(summary_path)
+                summary["resumed"] = "already complete"
+                return summary
+            from .io import atomic_write
+
+            atomic_write(config_path, yaml.safe_dump(resolved, sort_keys=False))
+            if self.load_checkpoint():
+                # drop metric lines written after the checkpoint (they will be recomputed)
+                rows = [r for r in read_jsonl(self.out / "metrics.jsonl") if r.get("iteration", 0) <= self.iteration]
+                rewrite_jsonl(self.out / "metrics.jsonl", rows)
+            elif (self.out / "metrics.jsonl").exists():
+                rewrite_jsonl(self.out / "metrics.jsonl", [])
+        resumed_from = self.iteration
+        t0 = time.perf_counter()
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=tc.iterations, initial=self.iteration, desc=f"{cfg.task}/{cfg.rule}", unit="it",
+                       dynamic_ncols=True, leave=False)
+        metric = self.task.stop_metric
+        try:
+            while self.iteration < tc.iterations:
+                self.net.train()
+                batch = self.task.sample(tc.batch_size, self.g_train)
+                batch = dataclasses.replace(batch, x=batch.x.to(self.device), target=batch.target.to(self.device),
+                                            mask=batch.mask.to(self.device))
+                res = self.rule.step(batch)
+                if not math.isfinite(res.loss):
+                    raise TrainingDiverged(
+                        f"loss became {res.loss} at iteration {self.iteration + 1} (task loss {res.task_loss}, "
+                        f"rate penalty {res.reg_loss}); lower train.lr or train.rate_reg, or raise train.grad_clip")
+                gnorm = None
+                if tc.grad_clip > 0:
+                    gnorm = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), tc.grad_clip))
+                    if not math.isfinite(gnorm):
+                        raise TrainingDiverged(f"gradient norm became {gnorm} at iteration {self.iteration + 1}; "
+                                               "lower train.lr or change the surrogate")
+                self.opt.step()
+                self.sched.step()
+                with torch.no_grad():
+                    self.net.w_rec.mul_(self.net.rec_mask)
+                self.iteration += 1
+                score = self.task.score(res.logits, batch)
+                rate = float(res.z.mean()) * 1000.0 / cfg.network.dt_ms
+                rec = {"iteration": self.iteration, "loss": res.loss, "task_loss": res.task_loss,
+                       "reg_loss": res.reg_loss, **score, "mean_rate_hz": rate, "lr": self.sched.get_last_lr()[0]}
+                if gnorm is not None:
+                    rec["grad_norm"] = gnorm
+                self._log(rec)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{res.loss:.3f}", acc=f"{score[metric]:.2f}", rate=f"{rate:.1f}Hz")
+                if self.iteration % tc.eval_every == 0 or self.iteration == tc.iterations:
+                    ev = self.evaluate()
+                    self.best = max(self.best, ev[metric])
+                    self._log({"iteration": self.iteration, "eval": True,
+                               **{k: v for k, v in ev.items() if k != "rates_hz"}})
+                    if bar is not None:
+                        bar.write(f"iter {self.iteration}: held-out {metric} {ev[metric]:.3f}, "
+                                  f"rate {ev['mean_rate_hz']:.1f} Hz")
+                    if ev[metric] >= tc.target_accuracy:
+                        self.stopped_early = self.iteration < tc.iterations
+                        break
+                if tc.checkpoint_every and self.iteration % tc.checkpoint_every == 0:
+                    self.save_checkpoint(self.wall_before + time.perf_counter() - t0)
+        finally:
+            if bar is not None:
+                bar.close()
+        train_wall = self.wall_before + time.perf_counter() - t0
+        final = self.evaluate()
+        summary = {
+            "task": cfg.task, "rule": cfg.rule, "seed": cfg.seed,
+            "bit_accuracy": final["bit_accuracy"], "sequence_accuracy": final["sequence_accuracy"],
+            "mean_rate_hz": final["mean_rate_hz"], "silent_fraction": final["silent_fraction"],
+            "iterations": self.iteration, "wall_s": train_wall, "eval_trials": final["trials"],
+            "stopped_early": self.stopped_early, "chance": self.task.chance(), "n_rec": self.net.n,
+            "n_in": self.net.n_in, "resumed_from_iteration": resumed_from or None,
+        }
+        if self.out:
+            save_model(self.out / "model.safetensors", self.net, cfg, extra={"seeds": self.seeds})
+            self.save_checkpoint(train_wall)
+            write_json(self.out / "summary.json", {**summary, "rates_hz": final["rates_hz"]})
+        return summary
+
+
+def train(cfg: RunConfig, out_dir: Optional[Path] = None, progress: Optional[bool] = None,
+          restart: bool = False) -> Dict[str, Any]:
+    if restart and out_dir is not None:
+        for name in ("checkpoint.safetensors", "summary.json", "model.safetensors", "metrics.jsonl", "config.yaml"):
+            p = Path(out_dir) / name
+            if p.exists():
+                p.unlink()
+    return Trainer(cfg, out_dir, progress).run()
+
+
+def eval_run(run_dir: Path, trials: int = 256, seed: Optional[int] = None) -> Dict[str, Any]:
+    """Re-evaluate a trained run on fresh held-out trials (default: the run's own held-out seed)."""
+    run_dir = Path(run_dir)
+    model_path = run_dir / "model.safetensors"
+    if not model_path.exists():
+        raise FileNotFoundError(f"{run_dir} holds no trained model (model.safetensors missing)")
+    net, cfg = load_model(model_path)
+    net.eval()
+    task = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms)
+    eval_seed = derive_seeds(cfg.seed)["eval"] if seed is None else int(seed)
+    res = evaluate(net, task, trials, eval_seed)
+    return {"task": cfg.task, "rule": cfg.rule, "seed": cfg.seed, "eval_seed": eval_seed, **res}

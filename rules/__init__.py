@@ -1,0 +1,31 @@
+"""Learning rules: surrogate-gradient BPTT and e-prop variants.
+
+``get_rule_class(name)`` looks a rule up; ``RULES`` maps names to classes.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Type
+
+from .base import LearningRule, StepResult, rate_penalty
+from .bptt import BPTT
+
+RULES: Dict[str, Type[LearningRule]] = {}
+
+
+def register(cls: Type[LearningRule]) -> Type[LearningRule]:
+    if not cls.name or cls.name in RULES:
+        raise ValueError(f"rule name {cls.name!r} is empty or already registered")
+    RULES[cls.name] = cls
+    return cls
+
+
+def get_rule_class(name: str) -> Type[LearningRule]:
+    if name not in RULES:
+        raise ValueError(f"unknown rule {name!r}; available: {', '.join(sorted(RULES))}")
+    return RULES[name]
+
+
+register(BPTT)
+
+__all__ = ["LearningRule", "StepResult", "RULES", "get_rule_class", "register", "rate_penalty"]

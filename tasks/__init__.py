@@ -1,0 +1,42 @@
+"""Task generators for cognet: inputs, targets, answer windows, spike encodings, scoring.
+
+``get_task(name, overrides, dt_ms)`` builds a task from its registered name; ``TASKS``
+maps names to classes. Add a task by subclassing :class:`tasks.base.Task` and calling
+:func:`register`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional, Type
+
+from .base import Batch, EncodingParams, Task, params_from_dict
+
+TASKS: Dict[str, Type[Task]] = {}
+
+
+def register(cls: Type[Task]) -> Type[Task]:
+    if not cls.name or cls.name in TASKS:
+        raise ValueError(f"task name {cls.name!r} is empty or already registered")
+    TASKS[cls.name] = cls
+    return cls
+
+
+def get_task_class(name: str) -> Type[Task]:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; available: {', '.join(sorted(TASKS))}")
+    return TASKS[name]
+
+
+def get_task(name: str, overrides: Optional[Mapping[str, Any]] = None, dt_ms: float = 1.0) -> Task:
+    cls = get_task_class(name)
+    params = params_from_dict(cls.Params, dict(overrides or {}), where="task")
+    return cls(params, dt_ms=dt_ms)
+
+
+from .arithmetic import AddTask  # noqa: E402
+from .bitstrings import CopyTask, ReverseTask  # noqa: E402
+
+for _cls in (CopyTask, ReverseTask, AddTask):
+    register(_cls)
+
+__all__ = ["Batch", "EncodingParams", "Task", "TASKS", "get_task", "get_task_class", "register"]

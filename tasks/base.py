@@ -1,0 +1,258 @@
+"""The Task interface: seeded batches of input spikes, targets and answer windows; scoring.
+
+Every task is a sequence of *symbol steps* of ``step_ms`` each. Inputs are rate-coded
+channels (:func:`cognet.encoding.rate_encode`). The network answers in *answer windows*:
+the last ``answer_fraction`` of an answer step, where the readout is averaged. Outputs are
+either ``bits`` (one sigmoid unit per output bit, binary cross-entropy) or ``classes``
+(softmax over symbols, cross-entropy).
+
+Scores: ``bit_accuracy`` is the fraction of answered bits (or symbols) that are right;
+``sequence_accuracy`` the fraction of trials whose answers are all right.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Type
+
+import torch
+
+from cognet.encoding import rate_encode
+
+
+@dataclass
+class EncodingParams:
+    """Timing and rate code shared by the symbolic tasks."""
+
+    step_ms: float = 20.0  # duration of one symbol step
+    neurons_per_channel: int = 5  # input neurons replicating each channel
+    rate_on_hz: float = 200.0  # rate of an active channel
+    rate_off_hz: float = 0.0  # rate of an inactive channel
+    answer_fraction: float = 0.5  # the readout is averaged over this last part of an answer step
+
+    def validate(self, dt_ms: float) -> None:
+        steps = self.step_ms / dt_ms
+        if self.step_ms <= 0 or abs(steps - round(steps)) > 1e-9 or round(steps) < 1:
+            raise ValueError(f"task.step_ms={self.step_ms} must be a positive multiple of dt_ms={dt_ms}")
+        if not 0 < self.answer_fraction <= 1:
+            raise ValueError(f"task.answer_fraction must be in (0, 1], got {self.answer_fraction}")
+        if self.neurons_per_channel < 1:
+            raise ValueError(f"task.neurons_per_channel must be >= 1, got {self.neurons_per_channel}")
+        if self.rate_on_hz < 0 or self.rate_off_hz < 0:
+            raise ValueError("task rates must be non-negative")
+
+
+@dataclass
+class Batch:
+    """One batch of trials (time-major).
+
+    x: input spikes ``[T, B, n_in]``; target: ``[W, B, n_out]`` float bits or ``[W, B]``
+    class indices; mask: ``[W, B]`` bool, which answer windows count; windows: ``W``
+    half-open step ranges; phases: named step ranges (e.g. ``store``, ``recall``) for
+    analysis; info: the symbols behind the trial (ints), for inspection and tests.
+    """
+
+    x: torch.Tensor
+    target: torch.Tensor
+    mask: torch.Tensor
+    windows: List[Tuple[int, int]]
+    phases: Dict[str, List[Tuple[int, int]]]
+    info: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def T(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def size(self) -> int:
+        return self.x.shape[1]
+
+
+class Task:
+    """Base class. Subclasses set ``name``, ``summary``, ``Params``, ``output`` and implement
+    :meth:`channels`, :meth:`n_symbol_steps`, :meth:`n_out` and :meth:`_symbols`."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    Params: ClassVar[Type] = EncodingParams
+    output: ClassVar[str] = "bits"  # or "classes"
+    stop_metric: ClassVar[str] = "sequence_accuracy"
+
+    def __init__(self, params: Optional[Any] = None, dt_ms: float = 1.0) -> None:
+        self.params = params if params is not None else self.Params()
+        self.dt_ms = float(dt_ms)
+        self.params.validate(self.dt_ms)
+        self.validate()
+
+    # -- to implement -----------------------------------------------------------------------
+    def validate(self) -> None:
+        """Check task-specific parameters (raise ValueError naming the key)."""
+
+    def channels(self) -> List[str]:
+        raise NotImplementedError
+
+    @property
+    def n_out(self) -> int:
+        raise NotImplementedError
+
+    def n_symbol_steps(self) -> int:
+        raise NotImplementedError
+
+    def _symbols(self, batch: int, g: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, List[int], Dict[str, Any]]:
+        """Return channel activity ``[S, B, C]``, target, mask, the answer step indices
+        (length W), and info."""
+        raise NotImplementedError
+
+    def phase_steps(self) -> Dict[str, List[Tuple[int, int]]]:
+        """Named ranges of symbol steps (half-open); default: none."""
+        return {}
+
+    # -- shared machinery ----------------------------------------------------------------
+    @property
+    def steps_per_symbol(self) -> int:
+        return int(round(self.params.step_ms / self.dt_ms))
+
+    @property
+    def n_in(self) -> int:
+        return len(self.channels()) * self.params.neurons_per_channel
+
+    @property
+    def T(self) -> int:
+        return self.n_symbol_steps() * self.steps_per_symbol
+
+    def window_of(self, symbol_step: int) -> Tuple[int, int]:
+        k = self.steps_per_symbol
+        width = max(1, int(round(self.params.answer_fraction * k)))
+        end = (symbol_step + 1) * k
+        return (end - width, end)
+
+    def sample(self, batch: int, generator: torch.Generator) -> Batch:
+        """A batch of ``batch`` trials drawn with ``generator`` (symbols first, then spikes)."""
+        if batch < 1:
+            raise ValueError("batch size must be >= 1")
+        active, target, mask, answer_steps, info = self._symbols(batch, generator)
+        p = self.params
+        x = rate_encode(active, self.steps_per_symbol, p.neurons_per_channel, p.rate_on_hz, p.rate_off_hz,
+                        self.dt_ms, generator)
+        k = self.steps_per_symbol
+        phases = {name: [(a * k, b * k) for a, b in ranges] for name, ranges in self.phase_steps().items()}
+        return Batch(x=x, target=target, mask=mask, windows=[self.window_of(s) for s in answer_steps],
+                     phases=phases, info=info)
+
+    # -- loss and scores -----------------------------------------------------------------
+    def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        mask = batch.mask.to(logits.dtype)
+        if self.output == "bits":
+            per = torch.nn.functional.binary_cross_entropy_with_logits(
+                logits, batch.target.to(logits.dtype), reduction="none").mean(-1)
+        else:
+            W, B, K = logits.shape
+            per = torch.nn.functional.cross_entropy(
+                logits.reshape(W * B, K), batch.target.reshape(W * B), reduction="none").reshape(W, B)
+        return (per * mask).sum() / mask.sum().clamp(min=1.0)
+
+    def loss_grad_logits(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """d loss / d logits in closed form (used by the online rules)."""
+        mask = batch.mask.to(logits.dtype)
+        norm = mask.sum().clamp(min=1.0)
+        if self.output == "bits":
+            g = (torch.sigmoid(logits) - batch.target.to(logits.dtype)) / logits.shape[-1]
+        else:
+            g = torch.softmax(logits, -1) - torch.nn.functional.one_hot(batch.target, logits.shape[-1]).to(logits.dtype)
+        return g * (mask / norm)[..., None]
+
+    def predict(self, logits: torch.Tensor) -> torch.Tensor:
+        return (logits > 0).long() if self.output == "bits" else logits.argmax(-1)
+
+    def score(self, logits: torch.Tensor, batch: Batch) -> Dict[str, float]:
+        pred = self.predict(logits)
+        target = batch.target.long()
+        correct = (pred == target)
+        if self.output == "bits":
+            correct_win = correct.all(-1)  # [W, B]
+            bits_right = (correct.float() * batch.mask[..., None]).sum()
+            bits_total = batch.mask.sum() * correct.shape[-1]
+        else:
+            correct_win = correct
+            bits_right = (correct.float() * batch.mask).sum()
+            bits_total = batch.mask.sum()
+        seq_ok = (correct_win | ~batch.mask).all(0)
+        return {
+            "bit_accuracy": float(bits_right / bits_total.clamp(min=1)),
+            "sequence_accuracy": float(seq_ok.float().mean()),
+        }
+
+    def chance(self) -> Dict[str, float]:
+        """Accuracy of guessing (uniform over answers); subclasses may refine."""
+        raise NotImplementedError
+
+    def describe(self) -> Dict[str, Any]:
+        return {"name": self.name, "summary": self.summary, "n_in": self.n_in, "n_out": self.n_out,
+                "T_steps": self.T, "output": self.output, "channels": self.channels(),
+                "chance": self.chance(), "params": dataclasses.asdict(self.params)}
+
+
+def bit_channels(prefix: str) -> List[str]:
+    return [f"{prefix}=0", f"{prefix}=1"]
+
+
+def random_bits(batch: int, n: int, g: torch.Generator) -> torch.Tensor:
+    return torch.randint(0, 2, (batch, n), generator=g)
+
+
+def params_from_dict(cls: Type, values: Mapping[str, Any], where: str = "task") -> Any:
+    """Build a params dataclass, rejecting unknown keys and wrongly typed values by name."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown {where} key(s) {unknown}; allowed: {sorted(fields)}")
+    kwargs = {}
+    defaults = cls()
+    for key, val in values.items():
+        kwargs[key] = coerce(val, type(getattr(defaults, key)), f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def coerce(value: Any, typ: type, key: str) -> Any:
+    """Convert ``value`` to ``typ`` (bool/int/float/str), with an error naming ``key``."""
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return value.lower() in ("true", "1", "yes", "on")
+        raise ValueError(f"{key} must be true or false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool):
+            raise ValueError(f"{key} must be an integer, got {value!r}")
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} must be an integer, got {value!r}") from None
+        if f != int(f):
+            raise ValueError(f"{key} must be an integer, got {value!r}")
+        return int(f)
+    if typ is float:
+        if isinstance(value, bool):
+            raise ValueError(f"{key} must be a number, got {value!r}")
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} must be a number, got {value!r}") from None
+        if f != f or f in (float("inf"), float("-inf")):
+            raise ValueError(f"{key} must be a finite number, got {value!r}")
+        return f
+    if typ is str:
+        return str(value)
+    if typ in (list, tuple):
+        if isinstance(value, str):
+            import json
+
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ValueError(f"{key} must be a list, got {value!r}") from None
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{key} must be a list, got {value!r}")
+        return typ(value)
+    return value
