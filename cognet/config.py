@@ -245,16 +245,39 @@ def build_config(
     task: Optional[str] = None, rule: Optional[str] = None, seed: Optional[int] = None,
     config_file: Optional[str] = None, sets: Sequence[str] = (),
 ) -> RunConfig:
-    """Defaults, then the YAML file, then ``--task/--rule/--seed``, then ``--set`` items."""
+    """Defaults, then the task's recommended settings, then the YAML file, then
+    ``--task/--rule/--seed``, then ``--set`` items."""
     cfg = RunConfig()
-    if config_file:
-        apply_mapping(cfg, load_yaml(config_file))
+    file_data = load_yaml(config_file) if config_file else {}
+    sets_parsed = parse_sets(sets)
+    # which task? (the last word wins: --set task=..., --task, the file, the default)
+    name = cfg.task
+    file_task = file_data.get("task")
+    if isinstance(file_task, Mapping):
+        name = file_task.get("name", name)
+    elif file_task is not None:
+        name = file_task
+    if task is not None:
+        name = task
+    for k, v in sets_parsed:
+        if k in ("task", "task.name"):
+            name = v
+    import tasks as _tasks
+
+    try:
+        recommended = _tasks.get_task_class(str(name)).recommended
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for k, v in recommended.items():
+        set_key(cfg, k, v)
+    if file_data:
+        apply_mapping(cfg, file_data)
     if task is not None:
         cfg.task = task
     if rule is not None:
         cfg.rule = rule
     if seed is not None:
         set_key(cfg, "seed", seed)
-    for k, v in parse_sets(sets):
+    for k, v in sets_parsed:
         set_key(cfg, k, v)
     return cfg.validate()

@@ -13,8 +13,9 @@ resumes from its last checkpoint; a completed run is not retrained.
 
 Randomness: from the run seed, :class:`numpy.random.SeedSequence` derives independent
 streams for the initial weights and neuron parameters, the training batches, the held-out
-evaluation trials and the learning rule. The held-out trials come from their own stream,
-never seen in training.
+validation trials (early stopping), the learning rule, and the test trials that
+``summary.json`` reports. Validation and test trials come from their own streams, never
+seen in training, and the test trials are never used for any decision.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class TrainingDiverged(RuntimeError):
 
 
 def derive_seeds(seed: int) -> Dict[str, int]:
-    names = ["init", "train", "eval", "rule"]
+    names = ["init", "train", "eval", "rule", "test"]
     children = np.random.SeedSequence(seed).spawn(len(names))
     return {n: int(c.generate_state(1, dtype=np.uint64)[0] % (2**63 - 1)) for n, c in zip(names, children)}
 
@@ -71,14 +72,11 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def firing_stats(z: torch.Tensor, dt_ms: float) -> Dict[str, Any]:
-    """Mean rate (Hz), per-neuron rates and the fraction of silent neurons for spikes [T, B, n]."""
-    rates = z.float().mean(dim=(0, 1)) * (1000.0 / dt_ms)
-    return {
-        "mean_rate_hz": float(rates.mean()),
-        "silent_fraction": float((z.sum(dim=(0, 1)) == 0).float().mean()),
-        "rates_hz": rates.cpu().tolist(),
-    }
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 @torch.no_grad()
@@ -222,9 +220,9 @@ class Trainer:
         if self.out:
             append_jsonl(self.out / "metrics.jsonl", record)
 
-    def evaluate(self, trials: Optional[int] = None) -> Dict[str, Any]:
+    def evaluate(self, trials: Optional[int] = None, stream: str = "eval") -> Dict[str, Any]:
         self.net.eval()
-        return evaluate(self.net, self.task, trials or self.cfg.train.eval_trials, self.seeds["eval"])
+        return evaluate(self.net, self.task, trials or self.cfg.train.eval_trials, self.seeds[stream])
 
     def run(self) -> Dict[str, Any]:
         cfg, tc = self.cfg, self.cfg.train
@@ -310,7 +308,7 @@ class Trainer:
             if bar is not None:
                 bar.close()
         train_wall = self.wall_before + time.perf_counter() - t0
-        final = self.evaluate()
+        final = self.evaluate(stream="test")
         summary = {
             "task": cfg.task, "rule": cfg.rule, "seed": cfg.seed,
             "bit_accuracy": final["bit_accuracy"], "sequence_accuracy": final["sequence_accuracy"],
@@ -318,6 +316,7 @@ class Trainer:
             "iterations": self.iteration, "wall_s": train_wall, "eval_trials": final["trials"],
             "stopped_early": self.stopped_early, "chance": self.task.chance(), "n_rec": self.net.n,
             "n_in": self.net.n_in, "resumed_from_iteration": resumed_from or None,
+            "peak_rss_mb": peak_rss_mb(),
         }
         if self.out:
             save_model(self.out / "model.safetensors", self.net, cfg, extra={"seeds": self.seeds})
@@ -345,6 +344,6 @@ def eval_run(run_dir: Path, trials: int = 256, seed: Optional[int] = None) -> Di
     net, cfg = load_model(model_path)
     net.eval()
     task = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms)
-    eval_seed = derive_seeds(cfg.seed)["eval"] if seed is None else int(seed)
+    eval_seed = derive_seeds(cfg.seed)["test"] if seed is None else int(seed)
     res = evaluate(net, task, trials, eval_seed)
     return {"task": cfg.task, "rule": cfg.rule, "seed": cfg.seed, "eval_seed": eval_seed, **res}

@@ -59,6 +59,8 @@ class Batch:
     windows: List[Tuple[int, int]]
     phases: Dict[str, List[Tuple[int, int]]]
     info: Dict[str, Any] = field(default_factory=dict)
+    active: Optional[torch.Tensor] = None  # channel activity per symbol step [S, B, C]
+    steps_per_symbol: int = 1
 
     @property
     def T(self) -> int:
@@ -78,6 +80,9 @@ class Task:
     Params: ClassVar[Type] = EncodingParams
     output: ClassVar[str] = "bits"  # or "classes"
     stop_metric: ClassVar[str] = "sequence_accuracy"
+    #: config defaults this task recommends (dotted keys, e.g. {"network.n_rec": 200});
+    #: applied before the YAML file and --set, so users can still override them
+    recommended: ClassVar[Dict[str, Any]] = {}
 
     def __init__(self, params: Optional[Any] = None, dt_ms: float = 1.0) -> None:
         self.params = params if params is not None else self.Params()
@@ -138,7 +143,7 @@ class Task:
         k = self.steps_per_symbol
         phases = {name: [(a * k, b * k) for a, b in ranges] for name, ranges in self.phase_steps().items()}
         return Batch(x=x, target=target, mask=mask, windows=[self.window_of(s) for s in answer_steps],
-                     phases=phases, info=info)
+                     phases=phases, info=info, active=active, steps_per_symbol=k)
 
     # -- loss and scores -----------------------------------------------------------------
     def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
