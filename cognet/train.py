@@ -20,6 +20,7 @@ seen in training, and the test trials are never used for any decision.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -129,7 +130,7 @@ class Trainer:
     """Trains one configuration into one run directory (resumable)."""
 
     def __init__(self, cfg: RunConfig, out_dir: Optional[Path] = None, progress: Optional[bool] = None) -> None:
-        self.cfg = cfg.validate()
+        self.cfg = copy.deepcopy(cfg).validate()
         self.out = Path(out_dir) if out_dir is not None else None
         self.progress = True if progress is None else progress
         tc = cfg.train
