@@ -77,7 +77,7 @@ class TrainConfig:
     rate_reg: float = 1.0  # regulariser coefficient c: c * mean_j ((r_j - f0) / f0)^2 ... see rules.base
     eval_every: int = 100  # iterations between held-out evaluations
     eval_trials: int = 256  # held-out trials per evaluation
-    target_accuracy: float = 0.97  # early stop when the task's stop metric reaches this on held-out data
+    target_accuracy: float = 0.98  # early stop when the task's stop metric reaches this on held-out data
     threads: int = 1  # torch intra-op threads (1 is fastest and stable for these small networks)
     dtype: str = "float32"  # float32 | float64
     device: str = "cpu"  # cpu | cuda | auto
