@@ -22,6 +22,15 @@ from safetensors.torch import load_file, save
 PathLike = Union[str, Path]
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 class CorruptFileError(RuntimeError):
     """A file cognet wrote earlier cannot be read back (truncated, edited or not ours)."""
 
@@ -32,6 +41,7 @@ def atomic_write(path: PathLike, data: Union[bytes, str]) -> None:
     payload = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
             fh.flush()
