@@ -270,6 +270,13 @@ def test_analyze_run_writes_json_figures_and_report(tiny_run):
 
     rec = load_record(tiny_run / "spikes-torch.safetensors")
     assert data["rate_hz"]["mean"] == pytest.approx(float(rec.z.float().mean()) * 1000 / rec.dt_ms)
+    # the readout trace of the raster figure reproduces the recorded window logits
+    from analysis.run import _load_model, readout_trace
+
+    net, _ = _load_model(tiny_run)
+    y = readout_trace(net, rec.z[0].numpy())
+    means = np.stack([y[a:b].mean(0) for a, b in rec.windows])
+    assert np.allclose(means, rec.logits[:, 0].numpy(), atol=1e-4)
     # a second call reuses the record
     assert not analyze_run(tiny_run, trials=10)["record"]["created"]
 
