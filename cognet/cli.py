@@ -173,3 +173,4 @@ def demo_cmd(out, task, restart, as_json) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+from analysis.cli import analyze_cmd, compare_cmd; main.add_command(analyze_cmd); main.add_command(compare_cmd)  # noqa: E402,E702

@@ -1,0 +1,84 @@
+"""``cognet compare``: runs side by side (table), accuracy and rate per rule, overlaid learning curves.
+
+Each row comes from a run directory's ``summary.json`` (held-out test trials), plus the
+firing-regime numbers of ``analysis-torch/analysis.json`` where ``cognet analyze`` has run.
+``accuracy`` is the task's stopping metric (sequence accuracy for ``add``, bit accuracy for
+``copy``/``reverse``), so runs of one task are compared on the number training aimed at.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from cognet.io import read_json, read_jsonl, write_json
+
+from . import plots
+
+COLUMNS = [
+    ("run", "run", "{}"), ("task", "task", "{}"), ("rule", "rule", "{}"), ("seed", "seed", "{}"),
+    ("accuracy", "accuracy", "{:.3f}"), ("bit_accuracy", "bit acc", "{:.3f}"), ("sequence_accuracy", "seq acc", "{:.3f}"),
+    ("mean_rate_hz", "rate Hz", "{:.2f}"), ("silent_fraction", "silent", "{:.2f}"), ("iterations", "iters", "{}"),
+    ("wall_s", "wall s", "{:.1f}"), ("peak_rss_mb", "peak MB", "{:.0f}"), ("isi_cv", "ISI CV", "{:.2f}"),
+    ("synchrony", "chi", "{:.3f}"),
+]
+
+
+def run_row(run_dir: Path) -> Dict[str, Any]:
+    run_dir = Path(run_dir)
+    path = run_dir / "summary.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir} holds no summary.json (not a finished cognet run)")
+    s = read_json(path)
+    import tasks
+
+    metric = tasks.get_task_class(s["task"]).stop_metric if s.get("task") in tasks.TASKS else "bit_accuracy"
+    row = {
+        "run": str(run_dir), "task": s.get("task"), "rule": s.get("rule"), "seed": s.get("seed"),
+        "accuracy": s.get(metric), "accuracy_metric": metric,
+        "bit_accuracy": s.get("bit_accuracy"), "sequence_accuracy": s.get("sequence_accuracy"),
+        "mean_rate_hz": s.get("mean_rate_hz"), "silent_fraction": s.get("silent_fraction"),
+        "iterations": s.get("iterations"), "wall_s": s.get("wall_s"), "peak_rss_mb": s.get("peak_rss_mb"),
+        "isi_cv": None, "synchrony": None,
+    }
+    an = run_dir / "analysis-torch" / "analysis.json"
+    if an.exists():
+        a = read_json(an)
+        row["isi_cv"] = a.get("isi_cv", {}).get("median")
+        row["synchrony"] = a.get("synchrony", {}).get("chi")
+    return row
+
+
+def format_table(rows: List[Dict[str, Any]]) -> List[str]:
+    cells = [[head for _, head, _ in COLUMNS]]
+    for r in rows:
+        line = []
+        for key, _, fmt in COLUMNS:
+            v = r.get(key)
+            line.append("-" if v is None else fmt.format(v))
+        cells.append(line)
+    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
+    return ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+            for line in cells]
+
+
+def compare_runs(run_dirs: Sequence, out_dir: Optional[Path] = None, figures: bool = True) -> Dict[str, Any]:
+    """Table rows for ``run_dirs``; with ``out_dir``, also figures and ``compare.json`` there."""
+    if not run_dirs:
+        raise ValueError("give at least one run directory")
+    rows = [run_row(Path(d)) for d in run_dirs]
+    result: Dict[str, Any] = {"runs": rows, "figures": {}}
+    if out_dir is not None and figures:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        result["figures"]["accuracy_rate"] = str(plots.compare_bars(out / "accuracy_rate.png", rows))
+        curves = {f"{r['task']}/{r['rule']}/s{r['seed']}": read_jsonl(Path(r["run"]) / "metrics.jsonl") for r in rows}
+        curves = {k: v for k, v in curves.items() if v}
+        if curves:
+            metrics = {r["accuracy_metric"] for r in rows}
+            metric = metrics.pop() if len(metrics) == 1 else "bit_accuracy"
+            result["figures"]["learning"] = str(plots.learning_curves(out / "learning.png", curves, metric=metric,
+                                                                       title="learning curves"))
+        write_json(out / "compare.json", result)
+        result["out_dir"] = str(out)
+    return result

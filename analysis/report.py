@@ -1,0 +1,96 @@
+"""The one-page report of ``cognet analyze``: Markdown (images by relative path) and a
+self-contained HTML file (images embedded as base64), both from the same rows."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple
+
+from cognet.io import atomic_write
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}" if abs(v) < 1e4 else f"{v:.0f}"
+    return str(v)
+
+
+def summary_rows(a: Dict[str, Any]) -> List[Tuple[str, str, str]]:
+    """(statistic, value, definition) rows for the report and the command's text output."""
+    r = a["rate_hz"]
+    rows = [
+        ("mean firing rate", f"{_fmt(r['mean'])} Hz (median {_fmt(r['median'])}, max {_fmt(r['max'])})",
+         "spikes / (trials x duration), per neuron"),
+        ("silent neurons", f"{100 * a['silent_fraction']:.1f} %", "no spike in any held-out trial"),
+        ("neurons at 2-60 Hz", f"{100 * a['band_2_60hz_fraction']:.1f} %", "rate inside the 2-60 Hz band"),
+        ("ISI CV", f"{_fmt(a['isi_cv']['median'])} median ({a['isi_cv']['n']} neurons)",
+         "std/mean of ISIs within trials, pooled over trials (>= 3 ISIs)"),
+        ("Fano factor", f"{_fmt(a['fano_factor']['median'])} median",
+         f"var/mean of counts across trials in {_fmt(a['fano_factor']['window_ms'])} ms windows"),
+        ("spike-count correlation", f"{_fmt(a['count_correlation']['total'])} total, "
+         f"{_fmt(a['count_correlation']['noise'])} noise",
+         f"mean pairwise Pearson r of counts in {_fmt(a['count_correlation']['bin_ms'])} ms bins"),
+        ("synchrony (Golomb chi)", f"{_fmt(a['synchrony']['chi'])} "
+         f"(independent ~ {_fmt(a['synchrony']['independent_reference'])})",
+         f"sqrt(Var(pop. mean) / mean Var(single)), {_fmt(a['synchrony']['bin_ms'])} ms bins"),
+        ("sparsity", f"{100 * a['sparsity']['active_fraction']:.1f} % active",
+         f"fraction of neurons with a spike per {_fmt(a['sparsity']['bin_ms'])} ms bin"),
+    ]
+    for name, p in a["phase_rates"].items():
+        rows.append((f"rate in phase '{name}'", f"{_fmt(p['mean_hz'])} Hz", f"{p['steps']} steps per trial"))
+    sel = a["selectivity"]
+    for factor in ("position", "symbol", "answer", "cue"):
+        s = sel.get(factor)
+        if s is None:
+            continue
+        frac = s.get("fraction_medium_in_band")
+        rows.append((f"selectivity: {factor}", f"mean omega^2 {_fmt(s['mean_omega2_in_band'])}, "
+                     f"{'n/a' if frac is None else f'{100 * frac:.0f} %'} with omega^2 >= 0.06",
+                     f"one-way ANOVA on counts per symbol step; {sel['neurons_in_band']} neurons in band"))
+    return rows
+
+
+def write_report(out_dir: Path, a: Dict[str, Any], figures: Dict[str, Path], header: Sequence[str]) -> Dict[str, Path]:
+    """Write ``report.md`` and ``report.html`` into ``out_dir``; return their paths."""
+    out_dir = Path(out_dir)
+    rows = summary_rows(a)
+    captions = {
+        "raster": "One held-out trial: input spikes (by channel), recurrent spikes, readout against the target.",
+        "rates": "Per-neuron firing rates over the held-out trials.",
+        "cv_rate": "ISI coefficient of variation against firing rate.",
+        "learning": "Learning curves from metrics.jsonl (thin: per iteration; thick: running mean; dots: held-out).",
+        "selectivity": "Per-neuron selectivity (omega^2) by factor.",
+    }
+    title = header[0] if header else "cognet analysis"
+    md = [f"# {title}", ""] + [f"{h}  " for h in header[1:]] + ["", "| statistic | value | definition |", "|---|---|---|"]
+    md += [f"| {s} | {v} | {d} |" for s, v, d in rows]
+    for key, path in figures.items():
+        md += ["", f"## {key}", "", f"![{key}]({Path(path).name})", "", captions.get(key, "")]
+    md_path = out_dir / "report.md"
+    atomic_write(md_path, "\n".join(md) + "\n")
+
+    esc = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{esc(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1050px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+        "img{max-width:100%;border:1px solid #eee}figcaption{font-size:13px;color:#555}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+    ]
+    parts += [f"<p>{esc(h)}</p>" for h in header[1:]]
+    parts.append("<table><tr><th>statistic</th><th>value</th><th>definition</th></tr>")
+    parts += [f"<tr><td>{esc(s)}</td><td>{esc(v)}</td><td>{esc(d)}</td></tr>" for s, v, d in rows]
+    parts.append("</table>")
+    for key, path in figures.items():
+        data = base64.b64encode(Path(path).read_bytes()).decode()
+        parts.append(f"<figure><h2>{esc(key)}</h2><img alt='{esc(key)}' src='data:image/png;base64,{data}'>"
+                     f"<figcaption>{esc(captions.get(key, ''))}</figcaption></figure>")
+    parts.append("</body></html>")
+    html_path = out_dir / "report.html"
+    atomic_write(html_path, "\n".join(parts))
+    return {"markdown": md_path, "html": html_path}

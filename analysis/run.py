@@ -1,0 +1,175 @@
+"""``analyze_run``: firing-regime statistics, figures and a report for one run directory.
+
+Reads (or, for torch, creates) the spike record ``DIR/spikes-<source>.safetensors`` of
+held-out trials (:mod:`cognet.records`) and writes into ``DIR/analysis-<source>/``::
+
+    analysis.json   all statistics (see analysis.stats), per-neuron arrays included
+    raster.png      one trial: input, recurrent and readout activity with the target
+    rates.png       rate histogram;  cv_rate.png  ISI CV against rate
+    learning.png    learning curves from DIR/metrics.jsonl (if present)
+    report.md / report.html   the one-page report (the HTML embeds the images)
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from cognet.io import read_json, read_jsonl, write_json
+
+from . import plots
+from .report import write_report
+from .stats import firing_regime
+
+SOURCES = ("torch", "brian2")
+DEFAULT_TRIALS = 256
+
+
+def record_path(run_dir: Path, source: str) -> Path:
+    return Path(run_dir) / f"spikes-{source}.safetensors"
+
+
+def _load_model(run_dir: Path):
+    from cognet.model import load_model
+
+    path = Path(run_dir) / "model.safetensors"
+    if not path.exists():
+        return None, None
+    net, cfg = load_model(path)
+    net.eval()
+    return net, cfg
+
+
+def get_record(run_dir: Path, source: str = "torch", trials: Optional[int] = None, net=None, cfg=None):
+    """Load the spike record of ``source``; for torch, create it (held-out test seed) if missing
+    or if it holds fewer than ``trials`` trials. Returns ``(record, created)``."""
+    from cognet.records import load_record, record_torch, save_record
+
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
+    if trials is not None and trials < 1:
+        raise ValueError(f"trials must be >= 1, got {trials}")
+    path = record_path(run_dir, source)
+    if path.exists():
+        rec = load_record(path)
+        if trials is None or rec.trials >= trials or source != "torch":
+            return rec, False
+    elif source == "brian2":
+        raise FileNotFoundError(f"{path} does not exist: run `cognet verify {run_dir}` first to simulate the "
+                                "trained network in Brian2, then analyse it with --source brian2")
+    if net is None:
+        raise FileNotFoundError(f"{run_dir} holds no trained model (model.safetensors missing); "
+                                f"train it first with `cognet train --out {run_dir}`")
+    import tasks
+    from cognet.train import derive_seeds
+
+    task = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms)
+    rec = record_torch(net, task, trials or DEFAULT_TRIALS, derive_seeds(cfg.seed)["test"])
+    save_record(path, rec)
+    return rec, True
+
+
+def readout_trace(net, z: np.ndarray) -> np.ndarray:
+    """Readout ``y(t) = W_out zf(t) + b_out`` with ``zf(t) = kappa zf(t-1) + z(t)`` for one trial ``z [T, n]``."""
+    from scipy.signal import lfilter
+
+    zf = lfilter([1.0], [1.0, -net.kappa], np.asarray(z, dtype=np.float64), axis=0)
+    w = net.w_out.detach().double().cpu().numpy()
+    b = net.b_out.detach().double().cpu().numpy()
+    return zf @ w.T + b
+
+
+def answer_codes(target: np.ndarray, output: str) -> np.ndarray:
+    """Answers per (trial, window) as ints: bit patterns for ``bits`` tasks, class index otherwise."""
+    t = np.asarray(target)
+    if t.ndim == 3:  # [W, trials, n_out] bits
+        bits = (t > 0.5).astype(np.int64)
+        return (bits * (1 << np.arange(bits.shape[-1]))).sum(-1).T
+    return t.astype(np.int64).T
+
+
+def record_accuracy(rec) -> Dict[str, float]:
+    logits = rec.logits.numpy()
+    target = rec.target.numpy()
+    mask = rec.mask.numpy().astype(bool)
+    if target.ndim == 3:
+        correct = (logits > 0) == (target > 0.5)
+        per_win = correct.all(-1)
+        bit = float(correct[mask].mean()) if mask.any() else float("nan")
+    else:
+        per_win = logits.argmax(-1) == target
+        bit = float(per_win[mask].mean()) if mask.any() else float("nan")
+    seq = float((per_win | ~mask).all(0).mean())
+    return {"bit_accuracy": bit, "sequence_accuracy": seq}
+
+
+def analyze_run(run_dir, source: str = "torch", trials: Optional[int] = None, out_dir=None,
+                figures: bool = True) -> Dict[str, Any]:
+    """Analyse the held-out spike trains of a run; write analysis.json, figures and the report.
+
+    Returns the analysis dict (as written to analysis.json) with ``report`` (HTML path),
+    ``report_md``, ``figures`` and ``out_dir`` added.
+    """
+    t0 = time.perf_counter()
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory {run_dir} does not exist")
+    net, cfg = _load_model(run_dir)
+    rec, created = get_record(run_dir, source, trials, net, cfg)
+    n_used = rec.trials if trials is None else min(trials, rec.trials)
+    z = rec.z[:n_used].numpy()
+    active = rec.active[:n_used].numpy() if rec.active is not None else None
+    output = "bits" if rec.target.dim() == 3 else "classes"
+    codes = answer_codes(rec.target[:, :n_used].numpy(), output)
+    a = firing_regime(z, rec.dt_ms, rec.steps_per_symbol, rec.phases, rec.windows, active, rec.channels, codes)
+    summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
+    acc = record_accuracy(rec)
+    a = {
+        "run_dir": str(run_dir), "source": source, "task": rec.task,
+        "rule": summary.get("rule", cfg.rule if cfg else None), "seed": summary.get("seed", cfg.seed if cfg else None),
+        "record": {"path": str(record_path(run_dir, source)), "created": created, "trials_used": n_used,
+                   "record_seed": rec.extra.get("seed")},
+        "accuracy": acc, **a,
+    }
+    out = Path(out_dir) if out_dir is not None else run_dir / f"analysis-{source}"
+    out.mkdir(parents=True, exist_ok=True)
+    figs: Dict[str, Path] = {}
+    if figures:
+        alif = net.neurons.array("beta") > 0 if net is not None else None
+        trial = 0
+        readout = readout_trace(net, z[trial]) if net is not None else None
+        n_ch = max(1, len(rec.channels))
+        x0 = rec.x[trial].numpy()
+        target = rec.target[:, trial].numpy()
+        label = f"{rec.task} / {a['rule']} seed {a['seed']} ({source})"
+        figs["raster"] = plots.raster_figure(
+            out / "raster.png", x0, z[trial], rec.dt_ms, rec.channels or ["input"], max(1, x0.shape[1] // n_ch),
+            readout, rec.windows, rec.logits[:, trial].numpy(), target, rec.phases, alif,
+            title=f"{label}: held-out trial {trial}", output=output)
+        rates = np.asarray(a["rate_hz"]["per_neuron"])
+        figs["rates"] = plots.rate_histogram(out / "rates.png", rates, title=f"firing rates, {label}")
+        figs["cv_rate"] = plots.cv_vs_rate(out / "cv_rate.png", rates, np.asarray(a["isi_cv"]["per_neuron"]), alif)
+        rows = read_jsonl(run_dir / "metrics.jsonl")
+        if rows:
+            import tasks
+
+            metric = tasks.get_task_class(rec.task).stop_metric if rec.task in tasks.TASKS else "bit_accuracy"
+            figs["learning"] = plots.learning_curves(out / "learning.png", {label: rows}, metric=metric)
+    header = [
+        f"cognet analysis: {rec.task} / {a['rule']} / seed {a['seed']} ({source})",
+        f"run {run_dir}; {n_used} held-out trials of {rec.T} steps ({rec.T * rec.dt_ms:g} ms), {z.shape[2]} neurons.",
+        f"accuracy on these trials: bit {acc['bit_accuracy']:.3f}, sequence {acc['sequence_accuracy']:.3f}"
+        + (f"; training summary: {summary.get('iterations')} iterations in {summary.get('wall_s', 0):.1f} s"
+           if summary else ""),
+    ]
+    paths = write_report(out, a, figs, header)
+    a["figures"] = {k: str(v) for k, v in figs.items()}
+    a["report"] = str(paths["html"])
+    a["report_md"] = str(paths["markdown"])
+    a["out_dir"] = str(out)
+    a["wall_s"] = time.perf_counter() - t0
+    write_json(out / "analysis.json", a)
+    return a
