@@ -156,7 +156,7 @@ def eval_cmd(run_dir, trials, seed, as_json) -> None:
 @click.option("--restart", is_flag=True, help="train anew even if runs/demo holds a finished run")
 @click.option("--json", "as_json", is_flag=True)
 def demo_cmd(out, task, restart, as_json) -> None:
-    """Train the default task, then report accuracy and firing rates."""
+    """Train the default task, verify it in Brian2, and print the firing-regime summary."""
     from .config import build_config
     from .train import train
 
@@ -168,6 +168,15 @@ def demo_cmd(out, task, restart, as_json) -> None:
         _fail(exc)
     report: Dict[str, Any] = {"train": summary, "run_dir": str(out_dir)}
     lines = ["== training"] + _summary_lines(summary, out_dir)
+    from analysis.cli import analysis_lines
+    from analysis.run import analyze_run
+
+    try:
+        analysis = analyze_run(out_dir, source="torch")
+    except _user_errors() as exc:
+        _fail(exc)
+    report["analysis"] = analysis
+    lines += ["", "== firing-regime analysis (torch, held-out trials)"] + analysis_lines(analysis)
     emit(report, as_json, lines)
 
 
