@@ -173,3 +173,4 @@ def demo_cmd(out, task, restart, as_json) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+from .verify_cli import verify_cmd; main.add_command(verify_cmd)  # noqa: E402
