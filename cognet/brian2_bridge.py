@@ -384,21 +384,24 @@ def _simulate(w_in, w_rec, params, x, factor, delay_steps, T, target) -> Brian2R
             tiled = np.tile(vals, B)
             setattr(G, name, tiled * ms if unit == "ms" else tiled)
         gen = b2.SpikeGeneratorGroup(B * n_in, gen_idx, gen_times * ms, dt=dt, when="start", name="inputs")
-        S_in = b2.Synapses(gen, G, "w : 1 (constant)", on_pre="v_post += w", dt=dt, name="syn_in",
-                           namespace=namespace)
-        if len(syn_in_i):
+        objects = [G, gen]
+        if len(syn_in_i):  # Brian2 refuses Synapses without synapses
+            S_in = b2.Synapses(gen, G, "w : 1 (constant)", on_pre="v_post += w", dt=dt, name="syn_in",
+                               namespace=namespace)
             S_in.connect(i=syn_in_i, j=syn_in_j)
             S_in.w = syn_in_w
+            objects.append(S_in)
         rec_kwargs = {}
         if delay_steps > 1:
             rec_kwargs["delay"] = (delay_steps - 1) * params.dt_ms * ms
-        S_rec = b2.Synapses(G, G, "w : 1 (constant)", on_pre="v_post += w", dt=dt, name="syn_rec",
-                            namespace=namespace, **rec_kwargs)
         if len(syn_rec_i):
+            S_rec = b2.Synapses(G, G, "w : 1 (constant)", on_pre="v_post += w", dt=dt, name="syn_rec",
+                                namespace=namespace, **rec_kwargs)
             S_rec.connect(i=syn_rec_i, j=syn_rec_j)
             S_rec.w = syn_rec_w
+            objects.append(S_rec)
         mon = b2.SpikeMonitor(G, name="spikes")
-        net = b2.Network(G, gen, S_in, S_rec, mon)
+        net = b2.Network(*objects, mon)
         net.schedule = SCHEDULE
         if not standalone:
             # Brian2 calls gc.collect() in every run(); with torch loaded that is slow

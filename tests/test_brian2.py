@@ -225,3 +225,30 @@ def test_verify_cli(small_run):
     assert out["trials"] == 4 and out["identical_trial_fraction"] == 1.0
     r = CliRunner().invoke(main, ["verify", str(small_run / "nope"), "--target", "numpy"])
     assert r.exit_code == 2 and "model.safetensors" in r.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["cython", "cpp_standalone"])
+def test_compiled_targets_identical(target):
+    """Compiled targets give the same trains (cold compiles take 15-70 s); twice in one process."""
+    if not bb.compiler_works():
+        pytest.skip("no C++ compiler")
+    for reset in ("subtract", "zero"):
+        p, w_in, w_rec = hand_made(reset, seed=5)
+        x = (np.random.default_rng(6).random((200, 3, w_in.shape[1])) < 0.06).astype(np.uint8)
+        run = bb.simulate(w_in, w_rec, p, x, target=target)
+        assert run.target == target
+        assert np.array_equal(run.z, torch_spikes(p, w_in, w_rec, x))
+    fine = bb.simulate(w_in, w_rec, p.with_dt(0.5), x, input_dt_ms=1.0, rec_delay_ms=1.0, target=target)
+    ref = bb.simulate(w_in, w_rec, p.with_dt(0.5), x, input_dt_ms=1.0, rec_delay_ms=1.0, target="numpy")
+    assert np.array_equal(fine.z, ref.z)
+
+
+def test_zero_refractory_next_to_refractory_neurons():
+    """refractory_ms=0 means 'next spike possible at the next step', also in a mixed population."""
+    p = NeuronParams(n=2, refractory_ms=[0.0, 3.0])
+    w_in = np.array([[5.0], [5.0]])
+    x = np.ones((12, 1, 1), dtype=np.uint8)
+    z = torch_spikes(p, w_in, np.zeros((2, 2)), x)
+    assert z[:, 0, 0].all() and np.flatnonzero(z[:, 0, 1]).tolist() == [0, 3, 6, 9]
+    assert np.array_equal(bb.simulate(w_in, np.zeros((2, 2)), p, x, target="numpy").z, z)
