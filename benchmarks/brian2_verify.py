@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -27,10 +28,10 @@ CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
 from cognet.verify import verify_run
-r = verify_run(sys.argv[1], trials=int(sys.argv[2]), target=sys.argv[3], write=True)
+r = verify_run(sys.argv[1], trials=int(sys.argv[2]), target=None if sys.argv[3] == "auto" else sys.argv[3], write=True)
 wall = time.perf_counter() - t0
 print(json.dumps({"total_s": wall, "brian2_wall_s": r["brian2"]["wall_s"], "build_s": r["brian2"]["build_s"],
-                  "run_s": r["brian2"]["run_s"], "target": r["target"], "T": None,
+                  "run_s": r["brian2"]["run_s"], "target": r["target"],
                   "identical": r["identical_trial_fraction"], "rate_hz": r["torch"]["mean_rate_hz"],
                   "acc_torch": r["torch"]["accuracy"], "acc_brian2": r["brian2"]["accuracy"]}))
 """
@@ -53,24 +54,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run-dir", default="/tmp/cognet-bench-brian2")
     ap.add_argument("--trials", type=int, default=256)
-    ap.add_argument("--targets", default="numpy,cython,cpp_standalone")
+    ap.add_argument("--targets", default="auto,numpy,cython,cpp_standalone",
+                    help="comma-separated; auto = the default choice of cognet.brian2_bridge.resolve_target")
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
     run_dir = Path(args.run_dir)
     ensure_run(run_dir)
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    print(f"{args.trials} trials, run {run_dir}; wall = whole verify_run in a fresh process (imports included)")
+    print(f"{args.trials} trials, run {run_dir}; process = wall time of a fresh process running verify_run "
+          f"(imports included); CPU = its user+sys time (compilers included); load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for target in args.targets.split(","):
         for rep in range(args.repeats):
             t = time.perf_counter()
+            ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             out = subprocess.run([sys.executable, "-c", CHILD, str(run_dir), str(args.trials), target],
                                  capture_output=True, text=True, env=env)
             proc = time.perf_counter() - t
+            ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
             if out.returncode != 0:
                 print(f"{target:15s} run {rep}: FAILED\n{out.stderr[-2000:]}")
                 continue
             r = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"{target:15s} run {rep}: process {proc:6.1f} s, verify_run {r['total_s']:6.1f} s, "
+            print(f"{target:6s}->{r['target']:14s} run {rep}: process {proc:6.1f} s (CPU {cpu:5.1f} s), verify_run {r['total_s']:6.1f} s, "
                   f"Brian2 {r['brian2_wall_s']:6.1f} s (build {r['build_s']:.1f}, run+compile {r['run_s']:.1f}); "
                   f"identical {r['identical']:.3f}, rate {r['rate_hz']:.1f} Hz, acc torch {r['acc_torch']:.3f} "
                   f"brian2 {r['acc_brian2']:.3f}")

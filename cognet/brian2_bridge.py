@@ -210,12 +210,16 @@ def cython_is_warm(model: NeuronModel, delayed: bool) -> bool:
 def resolve_target(target: Optional[str], model: Optional[NeuronModel] = None, delayed: bool = False) -> str:
     """The code generation target to use.
 
-    An explicit ``target`` (or ``$COGNET_BRIAN2_TARGET``) wins. Otherwise (measured in
-    benchmarks/brian2_verify.py, 256 trials x 500 ms x 128 neurons): ``cython`` when its
-    compiled code for this model structure is already cached (the fastest then), else
-    ``numpy``, which needs no compiler and costs a few seconds more, where a cold cython
-    compile costs 30-70 s. Run once with ``target="cython"`` to fill the cache. Without a
-    working compiler the result is ``numpy``, with a warning.
+    An explicit ``target`` (or ``$COGNET_BRIAN2_TARGET``) wins. Otherwise ``cython`` when its
+    compiled code for this model structure is already cached, else ``numpy``; without a
+    working compiler ``numpy``, with a warning. Measured with benchmarks/brian2_verify.py
+    (256 trials x 500 steps x 128 neurons, 4.2 M synapses, 2 cores): the Brian2 run takes
+    2.3-2.7 s with warm cython, 3.3-3.4 s with numpy, 8-9 s with cpp_standalone (main.cpp,
+    which holds the input array sizes, is recompiled for every new input set); build and
+    imports make the whole verification cost about the same CPU time with numpy (7.3-7.7 s)
+    as with warm cython (8.0-8.8 s), while a cold cython compile costs 30-70 s. So numpy
+    until the cache is warm (run once with ``target="cython"``), then cython, which wins on
+    longer simulations (finer steps) by about 2 ms per step.
     """
     global _WARNED_NO_COMPILER
     if target is None:
@@ -372,7 +376,8 @@ def _simulate(w_in, w_rec, params, x, factor, delay_steps, T, target) -> Brian2R
         lock = _Lock(directory / ".lock")
         lock.acquire()
         b2.set_device("cpp_standalone", directory=str(directory), build_on_run=False)
-    else:
+    old_prefs = (b2.prefs.codegen.target, b2.prefs.core.default_float_dtype)
+    if not standalone:
         b2.prefs.codegen.target = target
     b2.prefs.core.default_float_dtype = np.float64
     frozen = False
@@ -416,6 +421,7 @@ def _simulate(w_in, w_rec, params, x, factor, delay_steps, T, target) -> Brian2R
         idx = np.asarray(mon.i[:], dtype=np.int64)
         steps = np.rint(np.asarray(mon.t_[:], dtype=np.float64) / (params.dt_ms * 1e-3)).astype(np.int64)
     finally:
+        b2.prefs.codegen.target, b2.prefs.core.default_float_dtype = old_prefs
         if frozen:
             gc.unfreeze()
         if standalone:
