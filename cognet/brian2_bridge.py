@@ -52,7 +52,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import importlib.util
-import math
 import os
 import shutil
 import subprocess

@@ -6,7 +6,6 @@ The default tests use Brian2's numpy target (no compiler, quick on a fresh CI ma
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pytest
