@@ -171,15 +171,31 @@ def demo_cmd(out, task, restart, as_json) -> None:
     from analysis.cli import analysis_lines
     from analysis.run import analyze_run
 
+    from .verify import verify_run
+    from .verify_cli import verify_lines
+
     try:
+        verification = verify_run(out_dir)
         analysis = analyze_run(out_dir, source="torch")
     except _user_errors() as exc:
         _fail(exc)
+    report["verify"] = verification
+    lines += ["", "== Brian2 verification (same weights, same held-out input spikes)"] + verify_lines(verification)
     report["analysis"] = analysis
     lines += ["", "== firing-regime analysis (torch, held-out trials)"] + analysis_lines(analysis)
     emit(report, as_json, lines)
 
 
+def _register_commands() -> None:
+    from analysis.cli import analyze_cmd, compare_cmd
+
+    from .verify_cli import verify_cmd
+
+    for cmd in (verify_cmd, analyze_cmd, compare_cmd):
+        main.add_command(cmd)
+
+
+_register_commands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()
-from analysis.cli import analyze_cmd, compare_cmd; main.add_command(analyze_cmd); main.add_command(compare_cmd)  # noqa: E402,E702

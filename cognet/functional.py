@@ -102,7 +102,7 @@ def alif_step(
     z = spike_fn(x)
     if c.refractory:
         z = z * (state.r == 0).to(z.dtype)
-        r = torch.where(z > 0, c.n_ref - 1.0, torch.clamp(state.r - 1.0, min=0.0))
+        r = torch.where(z > 0, torch.clamp(c.n_ref - 1.0, min=0.0), torch.clamp(state.r - 1.0, min=0.0))
     else:
         r = state.r
     return z, ALIFState(v, a, z, r)
