@@ -9,9 +9,9 @@ Steps (each resumable; re-running skips what is done):
    when that module exists (its returned mapping is cached in ``<out>/brian2/<run>.json``);
    the Brian2 accuracy is read from the key named by the task's stop metric, at the top
    level or under a ``brian2`` sub-mapping;
-3. analysis of the spike trains with ``analysis.analyse_run(run_dir)`` when the analysis
-   package provides it (cached in ``<out>/analysis/<run>.json``); otherwise the firing
-   figures come from ``summary.json``;
+3. analysis of the held-out spike trains with ``analysis.analyze_run(run_dir)`` when the
+   analysis package is installed (report and figures in ``<run>/analysis-torch/``; its
+   ``analysis.json`` is reused on re-runs): mean ISI CV; rates come from ``summary.json``;
 4. ``<out>/reproduce.md`` (+ ``.json``, ``.csv``): task, rule, neurons, iterations,
    held-out accuracy (torch and Brian2), mean rate, silent fraction, wall time.
 """
@@ -77,13 +77,15 @@ def reproduce(out: Path, rules_: Sequence[str] = DEFAULT_RULES, tasks_: Sequence
     verify = _optional("cognet.brian2_bridge", "verify_run") if brian2 else None
     if brian2 and verify is None:
         notes.append("cognet.brian2_bridge.verify_run is not available: no Brian2 column")
-    analyse = _optional("analysis", "analyse_run")
+    analyse = _optional("analysis", "analyze_run")
+    if analyse is None:
+        notes.append("analysis.analyze_run is not available: no ISI CV column")
     table = []
     for row, run in zip(rows, runs):
         entry = {"task": row["task"], "rule": row["rule"], "neurons": row["n_rec"], "iterations": row["iterations"],
                  "metric": row["metric"], "accuracy_torch": row["accuracy"], "accuracy_brian2": math.nan,
                  "mean_rate_hz": row["mean_rate_hz"], "silent_fraction": row["silent_fraction"],
-                 "wall_s": row["wall_s"], "status": row["status"], "run_dir": row["run_dir"]}
+                 "isi_cv": math.nan, "wall_s": row["wall_s"], "status": row["status"], "run_dir": row["run_dir"]}
         finished = row["status"] not in ("error", "diverged", "diverged (recorded)")
         if verify is not None and finished:
             cache = out / "brian2" / f"{run.run_dir.name}.json"
@@ -106,19 +108,19 @@ def reproduce(out: Path, rules_: Sequence[str] = DEFAULT_RULES, tasks_: Sequence
             if acc is not None:
                 entry["accuracy_brian2"] = acc
         if analyse is not None and finished:
-            cache = out / "analysis" / f"{run.run_dir.name}.json"
+            cache = run.run_dir / "analysis-torch" / "analysis.json"
             try:
                 res = read_json(cache) if cache.exists() else analyse(run.run_dir)
-                if not cache.exists():
-                    write_json(cache, res)
+                cv = res.get("isi_cv", {}).get("mean") if isinstance(res.get("isi_cv"), Mapping) else None
+                entry["isi_cv"] = math.nan if cv is None else float(cv)
                 entry["analysis"] = str(cache)
             except Exception as exc:  # noqa: BLE001
                 notes.append(f"analysis of {run.run_dir.name} failed: {type(exc).__name__}: {exc}")
         table.append(entry)
     cols = ["task", "rule", "neurons", "iterations", "metric", "accuracy_torch", "accuracy_brian2", "mean_rate_hz",
-            "silent_fraction", "wall_s", "status"]
+            "silent_fraction", "isi_cv", "wall_s", "status"]
     heads = ["task", "rule", "neurons", "iterations", "metric", "held-out acc. (torch)", "held-out acc. (Brian2)",
-             "mean rate (Hz)", "silent", "wall (s)", "status"]
+             "mean rate (Hz)", "silent", "ISI CV", "wall (s)", "status"]
     md = ["# cognet reproduce", "",
           f"Every registered task with {', '.join(rule_names)} (seed {seed}), each with its recommended settings; "
           "accuracy on held-out test trials.", "", markdown_table(table, cols, heads)]
