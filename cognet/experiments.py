@@ -147,6 +147,10 @@ def _plt():
     return plt
 
 
+def _chance(rows: Sequence[Mapping[str, Any]], task: str) -> float:
+    return mean_std([r["chance"] for r in rows if r["task"] == task])[0]
+
+
 def _metric_label(rows: Sequence[Mapping[str, Any]]) -> str:
     metrics = sorted({str(r["metric"]).replace("_", " ") for r in rows})
     return "held-out " + " / ".join(metrics)
@@ -224,6 +228,7 @@ class SurrogateScale(Experiment):
                 gs = [g for g in an.table if g["shape"] == sh and g["task"] == task]
                 ax.errorbar([g["scale"] for g in gs], [g["accuracy_mean"] for g in gs],
                             yerr=[g["accuracy_std"] for g in gs], marker="o", capsize=3, label=sh)
+            ax.axhline(_chance(rows, task), color="gray", ls=":", label="chance")
             ax.set_xscale("log")
             ax.set_xlabel("surrogate scale factor (x default)")
             ax.set_ylabel(_metric_label(rows))
@@ -289,6 +294,7 @@ class ResetGradient(Experiment):
                             yerr=[g["accuracy_std"] for g in gs], marker="o", capsize=3, label=label)
                 pts = [r for r in rows if r["reset_gradient"] == rg and r["task"] == task]
                 ax.scatter([r["lr"] for r in pts], [r["accuracy"] for r in pts], s=8, alpha=0.4)
+            ax.axhline(_chance(rows, task), color="gray", ls=":", label="chance")
             ax.set_xscale("log")
             ax.set_xlabel("Adam learning rate")
             ax.set_ylabel(_metric_label(rows))
@@ -314,6 +320,9 @@ def _bar_plot(rows, groups: Sequence[str], key: str, labels: Mapping[Any, str], 
             ss.append(s)
             ax.scatter([xs[-1]] * len(accs), accs, color="k", s=10, zorder=3)
         ax.bar(xs, ms, width * 0.9, yerr=ss, capsize=3, label=labels.get(gval, str(gval)))
+    for i, task in enumerate(tasks_):
+        ax.hlines(_chance(rows, task), i - 0.45, i + 0.45, colors="gray", linestyles=":",
+                  label="chance" if i == 0 else None)
     ax.set_xticks(range(len(tasks_)))
     ax.set_xticklabels(tasks_)
     ax.set_ylabel(_metric_label(rows))
