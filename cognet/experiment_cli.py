@@ -110,7 +110,9 @@ def sweep_cmd(axes, out, config_file, sets, jobs, executor, partition, time_min,
     table = aggregate(rows, keys) if keys else aggregate(rows, ["task"])
     cols = (keys or ["task"]) + ["accuracy_mean", "accuracy_std", "n", "mean_rate_hz_mean", "iterations_mean",
                                  "wall_s_mean", "diverged"]
-    md = markdown_table(table, cols, [c.replace("axis:", "") for c in cols])
+    heads = [c.replace("axis:", "") for c in (keys or ["task"])] + ["accuracy", "sd", "runs", "rate (Hz)", "iterations",
+                                                                   "wall (s)", "diverged"]
+    md = markdown_table(table, cols, heads)
     atomic_write(Path(out) / "results.md", md)
     write_csv(Path(out) / "results.csv", rows, list(rows[0]))
     write_json(Path(out) / "results.json", {"axes": ax, "table": table, "runs": rows})

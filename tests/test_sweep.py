@@ -237,3 +237,32 @@ def test_tiny_experiment_end_to_end(tmp_path):
     again = json.loads(res.stdout if hasattr(res, "stdout") else res.output)
     assert again["verdict"] == data["verdict"]
     assert all(r["status"] == "skipped (finished)" for r in json.loads((out / "results.json").read_text())["runs"])
+
+
+def test_reproduce_table_with_brian2_hook(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from cognet.reproduce import reproduce
+
+    calls = []
+
+    def verify_run(run_dir):
+        calls.append(Path(run_dir))
+        return {"brian2": {"sequence_accuracy": 0.5, "bit_accuracy": 0.75}, "spike_match": 1.0}
+
+    fake = types.ModuleType("cognet.brian2_bridge")
+    fake.verify_run = verify_run
+    monkeypatch.setitem(sys.modules, "cognet.brian2_bridge", fake)
+    sets = ["network.n_rec=20", "train.iterations=5", "train.eval_every=5", "train.eval_trials=16"]
+    res = reproduce(tmp_path, rules_=("bptt", "no-such-rule"), tasks_=("add",), sets=sets)
+    (row,) = res["rows"]
+    assert row["task"] == "add" and row["rule"] == "bptt" and row["neurons"] == 20 and row["iterations"] == 5
+    assert row["accuracy_brian2"] == 0.5 and 0 <= row["accuracy_torch"] <= 1
+    assert any("no-such-rule" in n for n in res["notes"])
+    md = (tmp_path / "reproduce.md").read_text()
+    assert "| add | bptt | 20 | 5 | sequence_accuracy |" in md and "| 0.500 |" in md
+    reproduce(tmp_path, rules_=("bptt",), tasks_=("add",), sets=sets)
+    assert len(calls) == 1  # the cached Brian2 result is reused
+    with pytest.raises(ConfigError, match="none of the rules"):
+        reproduce(tmp_path, rules_=("nope",), tasks_=("add",), sets=sets)
