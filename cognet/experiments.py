@@ -147,6 +147,15 @@ def _plt():
     return plt
 
 
+def _log_ticks(ax, values: Sequence[float], axis: str = "x") -> None:
+    """Log axis with plain tick labels at ``values`` (no 2x10^0 style labels)."""
+    vals = sorted(set(float(v) for v in values))
+    getattr(ax, f"set_{axis}scale")("log")
+    getattr(ax, f"set_{axis}ticks")(vals)
+    getattr(ax, f"set_{axis}ticklabels")([f"{v:g}" for v in vals])
+    getattr(ax, f"{axis}axis").set_minor_locator(__import__("matplotlib.ticker").ticker.NullLocator())
+
+
 def _chance(rows: Sequence[Mapping[str, Any]], task: str) -> float:
     return mean_std([r["chance"] for r in rows if r["task"] == task])[0]
 
@@ -229,7 +238,7 @@ class SurrogateScale(Experiment):
                 ax.errorbar([g["scale"] for g in gs], [g["accuracy_mean"] for g in gs],
                             yerr=[g["accuracy_std"] for g in gs], marker="o", capsize=3, label=sh)
             ax.axhline(_chance(rows, task), color="gray", ls=":", label="chance")
-            ax.set_xscale("log")
+            _log_ticks(ax, [g["scale"] for g in an.table])
             ax.set_xlabel("surrogate scale factor (x default)")
             ax.set_ylabel(_metric_label(rows))
             ax.set_title(f"{task}: shape vs scale")
@@ -295,7 +304,7 @@ class ResetGradient(Experiment):
                 pts = [r for r in rows if r["reset_gradient"] == rg and r["task"] == task]
                 ax.scatter([r["lr"] for r in pts], [r["accuracy"] for r in pts], s=8, alpha=0.4)
             ax.axhline(_chance(rows, task), color="gray", ls=":", label="chance")
-            ax.set_xscale("log")
+            _log_ticks(ax, [g["lr"] for g in an.table])
             ax.set_xlabel("Adam learning rate")
             ax.set_ylabel(_metric_label(rows))
             ax.set_title(f"{task}: reset gradient vs learning rate")
@@ -478,15 +487,16 @@ class Sparse(Experiment):
                         yerr=[g["accuracy_std"] for g in gs], marker="o", capsize=3, label=task)
             a2.errorbar([g["rate_target_hz"] for g in gs], [g["mean_rate_hz_mean"] for g in gs],
                         yerr=[g["mean_rate_hz_std"] for g in gs], marker="o", capsize=3, label=task)
+            a1.axhline(_chance(rows, task), color="gray", ls=":", label=f"chance ({task})")
         xs = sorted({r["rate_target_hz"] for r in rows})
         a2.plot(xs, xs, "k--", lw=0.8, label="target")
         for ax in (a1, a2):
-            ax.set_xscale("log")
+            _log_ticks(ax, xs)
             ax.set_xlabel("firing-rate target (Hz)")
             ax.legend(fontsize=8)
         a1.set_ylabel(_metric_label(rows))
         a2.set_ylabel("measured mean rate (Hz)")
-        a2.set_yscale("log")
+        _log_ticks(a2, xs, "y")
         a1.set_title("accuracy vs sparsity")
         a2.set_title("measured vs target rate")
         fig.tight_layout()
