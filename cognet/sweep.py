@@ -210,6 +210,8 @@ def execute(runs: Sequence[SweepRun], executor: str = "local", jobs: int = 1, fo
         raise ConfigError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
+    if executor == "slurm":
+        _require_submitit()
     say = log or (lambda s: None)
     rows: List[Optional[Dict[str, Any]]] = [None] * len(runs)
     todo: List[int] = []
@@ -257,12 +259,17 @@ def execute(runs: Sequence[SweepRun], executor: str = "local", jobs: int = 1, fo
     return [r for r in rows if r is not None]
 
 
-def _submit_slurm(args: List[tuple], folder: Path, opts: SlurmOptions) -> list:
+def _require_submitit():
     try:
         import submitit
     except ImportError:
         raise ConfigError("the slurm executor needs the optional package submitit: pip install submitit "
-                          "(or use --executor local)") from None
+                          "(or pip install 'cognet[slurm]'; or use --executor local)") from None
+    return submitit
+
+
+def _submit_slurm(args: List[tuple], folder: Path, opts: SlurmOptions) -> list:
+    submitit = _require_submitit()
     ex = submitit.AutoExecutor(folder=str(folder))
     params: Dict[str, Any] = {"timeout_min": opts.time_min, "cpus_per_task": opts.cpus_per_task,
                               "mem_gb": opts.mem_gb, "slurm_array_parallelism": opts.array_parallelism}
