@@ -284,8 +284,9 @@ class ResetGradient(Experiment):
         elif sign < 0:
             verdict = "Keeping the reset term makes training less robust to the learning rate, contradicting 2011.09964."
         else:
-            verdict = ("The reset term makes no clear difference across learning rates here: this does not reproduce "
-                       "the robustness gain 2011.09964 saw on its toy task, though it agrees that the term adds little.")
+            verdict = (f"The difference is within noise (|d| <= max({TOL}, 2 SE) = {max(TOL, 2 * se):.3f}), so this run "
+                       "does not show the learning-rate robustness 2011.09964 reported for the reset term; "
+                       "more seeds (--seeds) would sharpen the test.")
         return Analysis(table, ["task", "reset_gradient", "lr", "accuracy_mean", "accuracy_std", "n",
                                 "mean_rate_hz_mean", "iterations_mean", "wall_s_mean", "diverged"],
                         ["task", "reset gradient", "lr", "accuracy", "sd", "seeds", "rate (Hz)", "iterations",
@@ -370,8 +371,9 @@ class LeakAware(Experiment):
         elif sign < 0:
             verdict = "The leak-aware derivative hurts here, contradicting Lee et al. (2020)."
         else:
-            verdict = ("No clear difference: with exact BPTT through the leak, cognet does not reproduce a benefit "
-                       "of the leak-aware correction reported by Lee et al. (2020).")
+            verdict = (f"The difference is within noise (|d| <= max({TOL}, 2 SE) = {max(TOL, 2 * se):.3f}): cognet's "
+                       "BPTT already differentiates through the leak exactly, and the leak-aware correction of Lee et "
+                       "al. (2020) brings no measurable benefit here.")
         return Analysis(table, ["task", "derivative", "accuracy_mean", "accuracy_std", "n", "mean_rate_hz_mean",
                                 "iterations_mean", "wall_s_mean", "diverged"],
                         ["task", "derivative", "accuracy", "sd", "seeds", "rate (Hz)", "iterations", "wall (s)",
@@ -422,8 +424,9 @@ class Rules(Experiment):
         if close and not far:
             verdict = "Every e-prop variant comes within 0.05 of BPTT, supporting Bellec et al. (2020)."
         elif close:
-            verdict = (f"{', '.join(close)} come(s) within 0.05 of BPTT but {', '.join(far)} do(es) not: partial "
-                       "support for Bellec et al. (2020) at this training budget.")
+            verdict = (f"{', '.join(close)} {'comes' if len(close) == 1 else 'come'} within 0.05 of BPTT but "
+                       f"{', '.join(far)} {'does' if len(far) == 1 else 'do'} not: partial support for Bellec et al. "
+                       "(2020) at this training budget.")
         else:
             verdict = ("No e-prop variant comes within 0.05 of BPTT at this training budget, contradicting "
                        "Bellec et al. (2020) here.")
