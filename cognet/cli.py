@@ -199,3 +199,6 @@ _register_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+from .experiment_cli import experiment_cmd; main.add_command(experiment_cmd)  # noqa: E402,E702
+from .experiment_cli import sweep_cmd; main.add_command(sweep_cmd)  # noqa: E402,E702
+from .experiment_cli import reproduce_cmd; main.add_command(reproduce_cmd)  # noqa: E402,E702

@@ -1,0 +1,141 @@
+"""Command line for sweeps: ``cognet experiment NAME``, ``cognet sweep`` and ``cognet reproduce``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List
+
+import click
+
+from .cli import _fail, _user_errors, emit
+
+
+def _executor_options(f):
+    f = click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="local worker processes (one torch thread each)")(f)
+    f = click.option("--executor", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
+                     help="local processes, or a Slurm job array via submitit (pip install submitit)")(f)
+    f = click.option("--partition", default=None, help="slurm: partition")(f)
+    f = click.option("--time-min", type=click.IntRange(min=1), default=60, show_default=True,
+                     help="slurm: time limit per run (minutes)")(f)
+    return f
+
+
+def _slurm(partition, time_min):
+    from .sweep import SlurmOptions
+
+    return SlurmOptions(partition=partition, time_min=time_min)
+
+
+@click.command("experiment")
+@click.argument("name", type=click.Choice(["surrogate-scale", "reset-gradient", "leak-aware", "rules", "sparse"]))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="experiment folder (default runs/experiments/NAME)")
+@click.option("--grid", "grid_", type=click.Choice(["small", "full"]), default="small", show_default=True,
+              help="small: few levels, 400 iterations; full: more levels and seeds, the task's own budget")
+@click.option("--seeds", type=click.IntRange(min=1), default=None, help="seeds 0..N-1 (default: per experiment)")
+@click.option("--iterations", type=click.IntRange(min=1), default=None,
+              help="training iterations per run (default: 400 on the small grid)")
+@click.option("--task", "tasks_", multiple=True, help="task(s) to run on (repeatable; default add, full: all)")
+@click.option("--scale-param", type=click.Choice(["width", "peak"]), default="width", show_default=True,
+              help="surrogate-scale: the knob the scale factor multiplies")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="YAML config applied to every run")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a config key in every run")
+@click.option("--retry-failed", is_flag=True, help="train runs recorded as diverged again")
+@_executor_options
+@click.option("--json", "as_json", is_flag=True, help="print the result as one JSON object")
+def experiment_cmd(name, out, grid_, seeds, iterations, tasks_, scale_param, config_file, sets, retry_failed,
+                   jobs, executor, partition, time_min, as_json) -> None:
+    """Run a seed-paper claim as a sweep; write a table, a figure and a measured verdict.
+
+    \b
+    surrogate-scale  accuracy vs surrogate shape and scale (Zenke & Vogels 2021)
+    reset-gradient   gradient through the reset on/off vs learning rate (arXiv 2011.09964)
+    leak-aware       leak-aware derivative vs plain surrogate (Lee et al. 2020)
+    rules            BPTT vs the e-prop variants (Bellec et al. 2020)
+    sparse           accuracy vs firing-rate target
+
+    Re-running skips finished runs and resumes killed ones.
+    """
+    from .experiments import Options, run_experiment
+
+    opts = Options(out=Path(out or f"runs/experiments/{name}"), grid=grid_, seeds=seeds, iterations=iterations,
+                   tasks=tasks_, sets=sets, config_file=config_file, jobs=jobs, executor=executor,
+                   retry_failed=retry_failed, scale_param=scale_param, slurm=_slurm(partition, time_min))
+    log = (lambda s: click.echo(s, err=True)) if as_json else click.echo
+    try:
+        res = run_experiment(name, opts, log)
+    except _user_errors() + (RuntimeError,) as exc:
+        _fail(exc)
+    from .sweep import markdown_table
+
+    emit({k: v for k, v in res.items() if k not in ("columns", "headers")}, as_json,
+         ["", markdown_table(res["table"], res["columns"], res["headers"]), res["verdict"], "",
+          f"{res['n_runs']} runs ({res['errors']} errors) in {res['wall_s']:.0f} s; "
+          f"results in {res['paths']['md']}, figure {res['paths']['figure']}"])
+
+
+@click.command("sweep")
+@click.option("--axis", "axes", multiple=True, required=True, metavar="KEY=V1,V2,...",
+              help="a grid axis over a config key, e.g. --axis task=add,copy --axis seed=0,1,2 (repeatable)")
+@click.option("--out", type=click.Path(file_okay=False), default="runs/sweep", show_default=True)
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a config key in every run")
+@_executor_options
+@click.option("--json", "as_json", is_flag=True)
+def sweep_cmd(axes, out, config_file, sets, jobs, executor, partition, time_min, as_json) -> None:
+    """Train the Cartesian product of config axes (resumable); write results.md/.csv/.json."""
+    import yaml
+
+    from .io import atomic_write, write_json
+    from .sweep import aggregate, execute, grid, make_runs, markdown_table, write_csv, write_manifest
+
+    try:
+        ax: Dict[str, List[Any]] = {}
+        for item in axes:
+            if "=" not in item:
+                raise ValueError(f"--axis expects KEY=V1,V2,..., got {item!r}")
+            k, v = item.split("=", 1)
+            ax[k.strip()] = [yaml.safe_load(x) for x in v.split(",") if x.strip()]
+        runs = make_runs(grid(ax), dict, Path(out) / "runs", base_sets=list(sets), config_file=config_file)
+        write_manifest(Path(out) / "sweep.json", "sweep", runs, {"axes": ax, "sets": list(sets)})
+        log = (lambda s: click.echo(s, err=True)) if as_json else click.echo
+        rows = execute(runs, executor, jobs, Path(out) / "slurm", False, _slurm(partition, time_min), log)
+    except _user_errors() as exc:
+        _fail(exc)
+    for r, run in zip(rows, runs):
+        r.update({f"axis:{k}": v for k, v in run.labels.items()})
+    keys = [f"axis:{k}" for k in ax if k != "seed"]
+    table = aggregate(rows, keys) if keys else aggregate(rows, ["task"])
+    cols = (keys or ["task"]) + ["accuracy_mean", "accuracy_std", "n", "mean_rate_hz_mean", "iterations_mean",
+                                 "wall_s_mean", "diverged"]
+    heads = [c.replace("axis:", "") for c in (keys or ["task"])] + ["accuracy", "sd", "runs", "rate (Hz)", "iterations",
+                                                                   "wall (s)", "diverged"]
+    md = markdown_table(table, cols, heads)
+    atomic_write(Path(out) / "results.md", md)
+    write_csv(Path(out) / "results.csv", rows, list(rows[0]))
+    write_json(Path(out) / "results.json", {"axes": ax, "table": table, "runs": rows})
+    emit({"table": table, "runs": rows}, as_json, ["", md])
+
+
+@click.command("reproduce")
+@click.option("--out", type=click.Path(file_okay=False), default="runs/reproduce", show_default=True)
+@click.option("--rule", "rules_", multiple=True, help="rules (repeatable; default bptt and eprop-random)")
+@click.option("--task", "tasks_", multiple=True, help="tasks (repeatable; default every registered task)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a config key in every run")
+@click.option("--no-brian2", is_flag=True, help="skip the Brian2 verification")
+@_executor_options
+@click.option("--json", "as_json", is_flag=True)
+def reproduce_cmd(out, rules_, tasks_, seed, sets, no_brian2, jobs, executor, partition, time_min, as_json) -> None:
+    """Train every task with BPTT and e-prop, verify in Brian2, write one Markdown table."""
+    from .reproduce import DEFAULT_RULES, reproduce
+
+    log = (lambda s: click.echo(s, err=True)) if as_json else click.echo
+    try:
+        res = reproduce(Path(out), rules_ or DEFAULT_RULES, tasks_, seed, sets, not no_brian2, jobs, executor,
+                        _slurm(partition, time_min), log)
+    except _user_errors() as exc:
+        _fail(exc)
+    emit(res, as_json, ["", res["markdown"], "", f"written to {res['path']}"])

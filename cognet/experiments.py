@@ -1,0 +1,586 @@
+"""Seed-paper claims as experiments: sweeps, a result table, a figure and a measured verdict.
+
+Each experiment is a grid over one or two factors and the seeds, trained with
+:mod:`cognet.sweep` into ``<out>/runs/`` (resumable; finished runs are skipped), then:
+
+    <out>/sweep.json     the explicit list of runs (labels, run directory, resolved config)
+    <out>/results.json   per-run rows, the aggregated table and the verdict sentence
+    <out>/results.csv    per-run rows
+    <out>/results.md     the aggregated table and the verdict
+    <out>/figure.png     the figure
+
+Accuracy is the task's stop metric (``Task.stop_metric``: sequence accuracy for ``add``,
+bit accuracy for ``copy``/``reverse``) on the held-out *test* trials of ``summary.json``.
+A diverged run counts as chance accuracy. Grids: ``small`` (default; about half an hour
+or less on one core with ``train.iterations=400``) and ``full`` (more levels and seeds,
+the task's own iteration budget with early stopping).
+
+Verdicts compare measured numbers with a tolerance ``TOL`` (0.02 accuracy) and, where
+runs are paired by seed, with twice the standard error of the paired differences:
+a difference counts only if ``|d| > max(TOL, 2 SE)``.
+
+| experiment | factor(s) | claim |
+|---|---|---|
+| surrogate-scale | surrogate shape x scale (width or peak factor) | Zenke & Vogels 2021: shape matters little, scale matters |
+| reset-gradient | network.detach_reset x train.lr | arXiv 2011.09964: the reset term mostly buys robustness to the learning rate |
+| leak-aware | surrogate.leak_aware | Lee et al. 2020: the leak-aware derivative helps train leaky neurons |
+| rules | rule (bptt, eprop-symmetric, eprop-random, eprop-adaptive) x task | Bellec et al. 2020: e-prop approaches BPTT |
+| sparse | train.rate_target_hz | Zenke & Vogels 2021 / Kraisnikovic et al. 2021: accurate at low firing rates |
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .config import ConfigError
+from .io import atomic_write, write_json
+from .sweep import SlurmOptions, aggregate, execute, grid, make_runs, markdown_table, mean_std, write_csv, write_manifest
+
+TOL = 0.02
+GRIDS = ("small", "full")
+EPROP_RULES = ("eprop-symmetric", "eprop-random", "eprop-adaptive")
+ROW_COLUMNS = ["task", "rule", "seed", "status", "metric", "accuracy", "bit_accuracy", "sequence_accuracy",
+               "mean_rate_hz", "silent_fraction", "iterations", "wall_s", "stopped_early", "n_rec", "chance", "run_dir"]
+
+
+@dataclass
+class Options:
+    """What the user chose on the command line (None = the experiment's default for the grid)."""
+
+    out: Path
+    grid: str = "small"
+    seeds: Optional[int] = None
+    iterations: Optional[int] = None
+    tasks: Sequence[str] = ()
+    sets: Sequence[str] = ()
+    config_file: Optional[str] = None
+    jobs: int = 1
+    executor: str = "local"
+    retry_failed: bool = False
+    scale_param: str = "width"  # surrogate-scale: which knob the scale factor multiplies
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)
+
+
+@dataclass
+class Analysis:
+    table: List[Dict[str, Any]]  # aggregated rows
+    columns: List[str]
+    headers: List[str]
+    head: str  # the measured numbers, in words
+    verdict: str  # what they say about the claim
+    numbers: Dict[str, Any]  # the figures the sentence uses
+
+    @property
+    def sentence(self) -> str:
+        return self.head + self.verdict
+
+
+def paired_verdict(diffs: Sequence[float], tol: float = TOL) -> Tuple[float, float, int]:
+    """Mean paired difference, its standard error and its sign (+1, -1, or 0 if not clear)."""
+    m, s, n = mean_std(diffs)
+    if n == 0:
+        return math.nan, math.nan, 0
+    se = s / math.sqrt(n) if n > 1 else 0.0
+    thresh = max(tol, 2 * se)
+    return m, se, (1 if m > thresh else -1 if m < -thresh else 0)
+
+
+def _cell_means(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> Dict[tuple, float]:
+    return {tuple(g[k] for k in keys): g["accuracy_mean"] for g in aggregate(rows, keys)}
+
+
+def _f(x: float, nd: int = 3) -> str:
+    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
+
+
+# ----------------------------------------------------------------------------------------------
+class Experiment:
+    name = ""
+    claim = ""
+    default_tasks: Tuple[str, ...] = ("add",)
+    seeds = {"small": 2, "full": 4}
+    iterations: Dict[str, Optional[int]] = {"small": 400, "full": None}
+
+    def axes(self, opts: Options) -> Dict[str, Sequence[Any]]:
+        raise NotImplementedError
+
+    def to_sets(self, point: Mapping[str, Any], opts: Options) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    def analyse(self, rows: List[Dict[str, Any]], opts: Options) -> Analysis:
+        raise NotImplementedError
+
+    def plot(self, rows: List[Dict[str, Any]], analysis: Analysis, path: Path) -> None:
+        raise NotImplementedError
+
+    # -- shared helpers --------------------------------------------------------------------------
+    def task_list(self, opts: Options) -> List[str]:
+        import tasks
+
+        names = list(opts.tasks) or list(self.default_tasks if opts.grid == "small" else sorted(tasks.TASKS))
+        for t in names:
+            if t not in tasks.TASKS:
+                raise ConfigError(f"unknown task {t!r}; available: {', '.join(sorted(tasks.TASKS))}")
+        return names
+
+    def seed_list(self, opts: Options) -> List[int]:
+        n = opts.seeds if opts.seeds is not None else self.seeds[opts.grid]
+        if n < 1:
+            raise ConfigError(f"--seeds must be >= 1, got {n}")
+        return list(range(n))
+
+    def base_sets(self, opts: Options) -> List[str]:
+        it = opts.iterations if opts.iterations is not None else self.iterations[opts.grid]
+        return ([f"train.iterations={it}"] if it is not None else []) + list(opts.sets)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _log_ticks(ax, values: Sequence[float], axis: str = "x") -> None:
+    """Log axis with plain tick labels at ``values`` (no 2x10^0 style labels)."""
+    vals = sorted(set(float(v) for v in values))
+    getattr(ax, f"set_{axis}scale")("log")
+    getattr(ax, f"set_{axis}ticks")(vals)
+    getattr(ax, f"set_{axis}ticklabels")([f"{v:g}" for v in vals])
+    getattr(ax, f"{axis}axis").set_minor_locator(__import__("matplotlib.ticker").ticker.NullLocator())
+
+
+def _chance(rows: Sequence[Mapping[str, Any]], task: str) -> float:
+    return mean_std([r["chance"] for r in rows if r["task"] == task])[0]
+
+
+def _metric_label(rows: Sequence[Mapping[str, Any]]) -> str:
+    metrics = sorted({str(r["metric"]).replace("_", " ") for r in rows})
+    return "held-out " + " / ".join(metrics)
+
+
+# ----------------------------------------------------------------------------------------------
+class SurrogateScale(Experiment):
+    name = "surrogate-scale"
+    claim = "Zenke & Vogels 2021: surrogate-gradient learning is robust to the surrogate's shape, not to its scale"
+    shapes = {"small": ["triangle", "fast-sigmoid", "gaussian", "arctan"], "full": None}
+    factors = {"small": [0.1, 1.0, 10.0], "full": [0.1, 0.3, 1.0, 3.0, 10.0]}
+
+    def axes(self, opts):
+        from .surrogate import SHAPES
+
+        if opts.scale_param not in ("width", "peak"):
+            raise ConfigError(f"scale_param must be width or peak, got {opts.scale_param!r}")
+        return {"task": self.task_list(opts), "shape": self.shapes[opts.grid] or list(SHAPES),
+                "scale": self.factors[opts.grid], "seed": self.seed_list(opts)}
+
+    def to_sets(self, p, opts):
+        from .surrogate import DEFAULT_WIDTH
+
+        sets = {"task": p["task"], "surrogate.name": p["shape"], "seed": p["seed"],
+                "surrogate.width": DEFAULT_WIDTH[p["shape"]]}
+        if opts.scale_param == "width":
+            sets["surrogate.width"] = p["scale"] * DEFAULT_WIDTH[p["shape"]]
+        else:
+            sets["surrogate.peak"] = p["scale"] * 0.3
+        return sets
+
+    def analyse(self, rows, opts):
+        table = aggregate(rows, ["task", "shape", "scale"])
+        shapes = list(dict.fromkeys(r["shape"] for r in rows))
+        scales = list(dict.fromkeys(r["scale"] for r in rows))
+        spread_shape, spread_scale = [], []
+        for task in dict.fromkeys(r["task"] for r in rows):
+            cell = _cell_means([r for r in rows if r["task"] == task], ["shape", "scale"])
+            for sc in scales:
+                vals = [cell[(sh, sc)] for sh in shapes if (sh, sc) in cell]
+                spread_shape.append(max(vals) - min(vals))
+            for sh in shapes:
+                vals = [cell[(sh, sc)] for sc in scales if (sh, sc) in cell]
+                spread_scale.append(max(vals) - min(vals))
+        a = sum(spread_shape) / len(spread_shape)
+        b = sum(spread_scale) / len(spread_scale)
+        best = max(table, key=lambda g: g["accuracy_mean"])
+        worst = min(table, key=lambda g: g["accuracy_mean"])
+        head = (f"Across {len(shapes)} surrogate shapes the accuracy differs by {_f(a)} on average at a fixed scale, "
+                f"across {len(scales)} scales ({min(scales):g}x to {max(scales):g}x the default {opts.scale_param}) "
+                f"by {_f(b)} at a fixed shape (best {best['shape']} at {best['scale']:g}x: {_f(best['accuracy_mean'])}; "
+                f"worst {worst['shape']} at {worst['scale']:g}x: {_f(worst['accuracy_mean'])}). ")
+        if b > max(2 * a, TOL):
+            verdict = "Scale matters much more than shape, supporting Zenke & Vogels (2021)."
+        elif b > a + TOL:
+            verdict = ("Scale matters more than shape but by less than a factor of two, "
+                       "weak support for Zenke & Vogels (2021).")
+        elif a > b + TOL:
+            verdict = "Shape matters more than scale here, contradicting Zenke & Vogels (2021)."
+        else:
+            verdict = ("Shape and scale change accuracy about equally here, so this run neither supports nor "
+                       "contradicts Zenke & Vogels (2021).")
+        return Analysis(table, ["task", "shape", "scale", "accuracy_mean", "accuracy_std", "n", "mean_rate_hz_mean",
+                                "iterations_mean", "diverged"],
+                        ["task", "shape", f"{opts.scale_param} factor", "accuracy", "sd", "seeds", "rate (Hz)",
+                         "iterations", "diverged"],
+                        head, verdict, {"spread_across_shapes": a, "spread_across_scales": b})
+
+    def plot(self, rows, an, path):
+        plt = _plt()
+        tasks_ = list(dict.fromkeys(r["task"] for r in rows))
+        fig, axs = plt.subplots(1, len(tasks_), figsize=(5.5 * len(tasks_), 4), squeeze=False)
+        for ax, task in zip(axs[0], tasks_):
+            for sh in dict.fromkeys(g["shape"] for g in an.table):
+                gs = [g for g in an.table if g["shape"] == sh and g["task"] == task]
+                ax.errorbar([g["scale"] for g in gs], [g["accuracy_mean"] for g in gs],
+                            yerr=[g["accuracy_std"] for g in gs], marker="o", capsize=3, label=sh)
+            ax.axhline(_chance(rows, task), color="gray", ls=":", label="chance")
+            _log_ticks(ax, [g["scale"] for g in an.table])
+            ax.set_xlabel("surrogate scale factor (x default)")
+            ax.set_ylabel(_metric_label(rows))
+            ax.set_title(f"{task}: shape vs scale")
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120, format="png")
+        plt.close(fig)
+
+
+class ResetGradient(Experiment):
+    name = "reset-gradient"
+    claim = "arXiv 2011.09964: the gradient through the reset mostly improves robustness to the learning rate"
+    lrs = {"small": [0.001, 0.003, 0.01, 0.03, 0.1], "full": [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3]}
+
+    def axes(self, opts):
+        return {"task": self.task_list(opts), "reset_gradient": ["kept", "detached"], "lr": self.lrs[opts.grid],
+                "seed": self.seed_list(opts)}
+
+    def to_sets(self, p, opts):
+        return {"task": p["task"], "network.detach_reset": p["reset_gradient"] == "detached", "train.lr": p["lr"],
+                "seed": p["seed"]}
+
+    def analyse(self, rows, opts):
+        table = aggregate(rows, ["task", "reset_gradient", "lr"])
+        by = {(r["task"], r["reset_gradient"], r["lr"], r["seed"]): r["accuracy"] for r in rows}
+        diffs = [v - by[(t, "detached", lr, s)] for (t, rg, lr, s), v in by.items()
+                 if rg == "kept" and (t, "detached", lr, s) in by]
+        d, se, sign = paired_verdict(diffs)
+        stats = {}
+        best = max(g["accuracy_mean"] for g in table)
+        for rg in ("kept", "detached"):
+            gs = [g for g in table if g["reset_gradient"] == rg]
+            stats[rg] = {"mean": sum(g["accuracy_mean"] for g in gs) / len(gs),
+                         "worst": min(g["accuracy_mean"] for g in gs),
+                         "good_lrs": sum(1 for g in gs if g["accuracy_mean"] >= best - 0.05), "n_lrs": len(gs)}
+        k, dt = stats["kept"], stats["detached"]
+        head = (f"Averaged over {k['n_lrs']} learning rates, accuracy is {_f(k['mean'])} with the reset gradient "
+                f"and {_f(dt['mean'])} without (paired difference {d:+.3f} +- {_f(se)} SE; worst learning rate "
+                f"{_f(k['worst'])} vs {_f(dt['worst'])}; within 0.05 of the best at {k['good_lrs']} vs "
+                f"{dt['good_lrs']} settings). ")
+        if sign > 0:
+            verdict = "Keeping the reset term makes training more robust to the learning rate, supporting 2011.09964."
+        elif sign < 0:
+            verdict = "Keeping the reset term makes training less robust to the learning rate, contradicting 2011.09964."
+        else:
+            verdict = (f"The difference is within noise (|d| <= max({TOL}, 2 SE) = {max(TOL, 2 * se):.3f}), so this run "
+                       "does not show the learning-rate robustness 2011.09964 reported for the reset term; "
+                       "more seeds (--seeds) would sharpen the test.")
+        return Analysis(table, ["task", "reset_gradient", "lr", "accuracy_mean", "accuracy_std", "n",
+                                "mean_rate_hz_mean", "iterations_mean", "wall_s_mean", "diverged"],
+                        ["task", "reset gradient", "lr", "accuracy", "sd", "seeds", "rate (Hz)", "iterations",
+                         "wall (s)", "diverged"], head, verdict,
+                        {"paired_difference": d, "se": se, "kept": k, "detached": dt})
+
+    def plot(self, rows, an, path):
+        plt = _plt()
+        tasks_ = list(dict.fromkeys(r["task"] for r in rows))
+        fig, axs = plt.subplots(1, len(tasks_), figsize=(5.5 * len(tasks_), 4), squeeze=False)
+        for ax, task in zip(axs[0], tasks_):
+            for rg, label in (("kept", "gradient through reset"), ("detached", "reset detached")):
+                gs = [g for g in an.table if g["reset_gradient"] == rg and g["task"] == task]
+                ax.errorbar([g["lr"] for g in gs], [g["accuracy_mean"] for g in gs],
+                            yerr=[g["accuracy_std"] for g in gs], marker="o", capsize=3, label=label)
+                pts = [r for r in rows if r["reset_gradient"] == rg and r["task"] == task]
+                ax.scatter([r["lr"] for r in pts], [r["accuracy"] for r in pts], s=8, alpha=0.4)
+            ax.axhline(_chance(rows, task), color="gray", ls=":", label="chance")
+            _log_ticks(ax, [g["lr"] for g in an.table])
+            ax.set_xlabel("Adam learning rate")
+            ax.set_ylabel(_metric_label(rows))
+            ax.set_title(f"{task}: reset gradient vs learning rate")
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120, format="png")
+        plt.close(fig)
+
+
+def _bar_plot(rows, groups: Sequence[str], key: str, labels: Mapping[Any, str], title: str, path: Path) -> None:
+    plt = _plt()
+    tasks_ = list(dict.fromkeys(r["task"] for r in rows))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.6 * len(groups) * len(tasks_)), 4))
+    width = 0.8 / len(groups)
+    for j, gval in enumerate(groups):
+        xs, ms, ss = [], [], []
+        for i, task in enumerate(tasks_):
+            accs = [r["accuracy"] for r in rows if r["task"] == task and r[key] == gval]
+            m, s, _ = mean_std(accs)
+            xs.append(i + (j - (len(groups) - 1) / 2) * width)
+            ms.append(m)
+            ss.append(s)
+            ax.scatter([xs[-1]] * len(accs), accs, color="k", s=10, zorder=3)
+        ax.bar(xs, ms, width * 0.9, yerr=ss, capsize=3, label=labels.get(gval, str(gval)))
+    for i, task in enumerate(tasks_):
+        ax.hlines(_chance(rows, task), i - 0.45, i + 0.45, colors="gray", linestyles=":",
+                  label="chance" if i == 0 else None)
+    ax.set_xticks(range(len(tasks_)))
+    ax.set_xticklabels(tasks_)
+    ax.set_ylabel(_metric_label(rows))
+    ax.set_ylim(0, 1.05)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, format="png")
+    plt.close(fig)
+
+
+class LeakAware(Experiment):
+    name = "leak-aware"
+    claim = "Lee et al. 2020: a leak-aware approximate derivative improves training of leaky spiking neurons"
+    seeds = {"small": 3, "full": 5}
+
+    def axes(self, opts):
+        return {"task": self.task_list(opts), "derivative": ["plain", "leak-aware"], "seed": self.seed_list(opts)}
+
+    def to_sets(self, p, opts):
+        return {"task": p["task"], "surrogate.leak_aware": p["derivative"] == "leak-aware", "seed": p["seed"]}
+
+    def analyse(self, rows, opts):
+        table = aggregate(rows, ["task", "derivative"])
+        by = {(r["task"], r["derivative"], r["seed"]): r for r in rows}
+        pairs = [(r, by[(t, "plain", s)]) for (t, dv, s), r in by.items()
+                 if dv == "leak-aware" and (t, "plain", s) in by]
+        d, se, sign = paired_verdict([a["accuracy"] - b["accuracy"] for a, b in pairs])
+        di, _, _ = mean_std([a["iterations"] - b["iterations"] for a, b in pairs])
+        la = mean_std([a["accuracy"] for a, _ in pairs])[0]
+        pl = mean_std([b["accuracy"] for _, b in pairs])[0]
+        head = (f"Leak-aware derivative {_f(la)} vs plain surrogate {_f(pl)} held-out accuracy over {len(pairs)} "
+                f"seed-paired runs (difference {d:+.3f} +- {_f(se)} SE; {di:+.0f} iterations on average). ")
+        if sign > 0:
+            verdict = "The leak-aware derivative helps here, supporting Lee et al. (2020)."
+        elif sign < 0:
+            verdict = "The leak-aware derivative hurts here, contradicting Lee et al. (2020)."
+        else:
+            verdict = (f"The difference is within noise (|d| <= max({TOL}, 2 SE) = {max(TOL, 2 * se):.3f}): cognet's "
+                       "BPTT already differentiates through the leak exactly, and the leak-aware correction of Lee et "
+                       "al. (2020) brings no measurable benefit here.")
+        return Analysis(table, ["task", "derivative", "accuracy_mean", "accuracy_std", "n", "mean_rate_hz_mean",
+                                "iterations_mean", "wall_s_mean", "diverged"],
+                        ["task", "derivative", "accuracy", "sd", "seeds", "rate (Hz)", "iterations", "wall (s)",
+                         "diverged"], head, verdict, {"paired_difference": d, "se": se, "iterations_difference": di})
+
+    def plot(self, rows, an, path):
+        _bar_plot(rows, ["plain", "leak-aware"], "derivative", {}, "plain vs leak-aware surrogate", path)
+
+
+class Rules(Experiment):
+    name = "rules"
+    claim = "Bellec et al. 2020: e-prop approaches the accuracy of BPTT"
+    seeds = {"small": 2, "full": 3}
+
+    def rule_list(self) -> List[str]:
+        import rules
+
+        wanted = ["bptt", *EPROP_RULES]
+        have = [r for r in wanted if r in rules.RULES]
+        if not any(r in rules.RULES for r in EPROP_RULES):
+            raise ConfigError(f"the rules experiment compares BPTT with e-prop ({', '.join(EPROP_RULES)}), but no "
+                              f"e-prop rule is registered (available: {', '.join(sorted(rules.RULES))})")
+        return have
+
+    def axes(self, opts):
+        return {"task": self.task_list(opts), "rule": self.rule_list(), "seed": self.seed_list(opts)}
+
+    def to_sets(self, p, opts):
+        return {"task": p["task"], "rule": p["rule"], "seed": p["seed"]}
+
+    def analyse(self, rows, opts):
+        table = aggregate(rows, ["task", "rule"])
+        by = {(r["task"], r["rule"], r["seed"]): r["accuracy"] for r in rows}
+        parts, close, far = [], [], []
+        nums: Dict[str, Any] = {}
+        bp = mean_std([v for (t, ru, s), v in by.items() if ru == "bptt"])[0]
+        for rule in dict.fromkeys(r["rule"] for r in rows):
+            if rule == "bptt":
+                continue
+            diffs = [v - by[(t, "bptt", s)] for (t, ru, s), v in by.items() if ru == rule and (t, "bptt", s) in by]
+            d, se, _ = paired_verdict(diffs)
+            nums[rule] = {"gap": d, "se": se}
+            parts.append(f"{rule} {d:+.3f}")
+            (close if d >= -0.05 else far).append(rule)
+        missing = [r for r in EPROP_RULES if r not in nums]
+        head = (f"Mean held-out accuracy of BPTT is {_f(bp)}; e-prop differs by " + ", ".join(parts)
+                + " (seed-paired)" + (f"; not registered: {', '.join(missing)}" if missing else "") + ". ")
+        if close and not far:
+            verdict = "Every e-prop variant comes within 0.05 of BPTT, supporting Bellec et al. (2020)."
+        elif close:
+            verdict = (f"{', '.join(close)} {'comes' if len(close) == 1 else 'come'} within 0.05 of BPTT but "
+                       f"{', '.join(far)} {'does' if len(far) == 1 else 'do'} not: partial support for Bellec et al. "
+                       "(2020) at this training budget.")
+        else:
+            verdict = ("No e-prop variant comes within 0.05 of BPTT at this training budget, contradicting "
+                       "Bellec et al. (2020) here.")
+        return Analysis(table, ["task", "rule", "accuracy_mean", "accuracy_std", "n", "mean_rate_hz_mean",
+                                "iterations_mean", "wall_s_mean", "diverged"],
+                        ["task", "rule", "accuracy", "sd", "seeds", "rate (Hz)", "iterations", "wall (s)", "diverged"],
+                        head, verdict, {"bptt": bp, **nums})
+
+    def plot(self, rows, an, path):
+        _bar_plot(rows, list(dict.fromkeys(r["rule"] for r in rows)), "rule", {}, "learning rules", path)
+
+
+class Sparse(Experiment):
+    name = "sparse"
+    claim = ("Zenke & Vogels 2021, Kraisnikovic et al. 2021: with activity regularisation the networks stay accurate "
+             "at low firing rates")
+    seeds = {"small": 3, "full": 4}
+    targets = {"small": [2.0, 5.0, 10.0, 20.0], "full": [1.0, 2.0, 5.0, 10.0, 20.0, 40.0]}
+
+    def axes(self, opts):
+        return {"task": self.task_list(opts), "rate_target_hz": self.targets[opts.grid], "seed": self.seed_list(opts)}
+
+    def to_sets(self, p, opts):
+        return {"task": p["task"], "train.rate_target_hz": p["rate_target_hz"], "seed": p["seed"]}
+
+    def analyse(self, rows, opts):
+        table = aggregate(rows, ["task", "rate_target_hz"])
+        lo = min(r["rate_target_hz"] for r in rows)
+        drops, parts = [], []
+        for task in dict.fromkeys(r["task"] for r in rows):
+            gs = [g for g in table if g["task"] == task]
+            best = max(gs, key=lambda g: g["accuracy_mean"])
+            low = next(g for g in gs if g["rate_target_hz"] == lo)
+            drops.append(best["accuracy_mean"] - low["accuracy_mean"])
+            parts.append(f"{task}: {_f(low['accuracy_mean'])} at the {lo:g} Hz target (measured "
+                         f"{_f(low['mean_rate_hz_mean'], 1)} Hz) vs best {_f(best['accuracy_mean'])} at "
+                         f"{best['rate_target_hz']:g} Hz (measured {_f(best['mean_rate_hz_mean'], 1)} Hz)")
+        worst_drop = max(drops)
+        head = "Held-out accuracy " + "; ".join(parts) + ". "
+        low_rate = max(g["mean_rate_hz_mean"] for g in table if g["rate_target_hz"] == lo)
+        if low_rate > 2 * lo:
+            verdict = (f"The networks did not get down to the {lo:g} Hz target (measured up to {low_rate:.1f} Hz), "
+                       "so this run does not test the low-rate regime; raise train.rate_reg or train longer.")
+        elif worst_drop <= 0.05:
+            verdict = (f"The sparsest networks lose at most {worst_drop:.3f} accuracy, supporting accurate computation "
+                       "at low firing rates.")
+        else:
+            verdict = (f"The sparsest networks lose up to {worst_drop:.3f} accuracy at this training budget, "
+                       "contradicting robust performance at the lowest rate here.")
+        return Analysis(table, ["task", "rate_target_hz", "accuracy_mean", "accuracy_std", "n", "mean_rate_hz_mean",
+                                "mean_rate_hz_std", "iterations_mean", "diverged"],
+                        ["task", "rate target (Hz)", "accuracy", "sd", "seeds", "measured rate (Hz)", "rate sd",
+                         "iterations", "diverged"], head, verdict, {"max_drop_at_lowest_target": worst_drop})
+
+    def plot(self, rows, an, path):
+        plt = _plt()
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+        for task in dict.fromkeys(r["task"] for r in rows):
+            gs = [g for g in an.table if g["task"] == task]
+            a1.errorbar([g["rate_target_hz"] for g in gs], [g["accuracy_mean"] for g in gs],
+                        yerr=[g["accuracy_std"] for g in gs], marker="o", capsize=3, label=task)
+            a2.errorbar([g["rate_target_hz"] for g in gs], [g["mean_rate_hz_mean"] for g in gs],
+                        yerr=[g["mean_rate_hz_std"] for g in gs], marker="o", capsize=3, label=task)
+            a1.axhline(_chance(rows, task), color="gray", ls=":", label=f"chance ({task})")
+        xs = sorted({r["rate_target_hz"] for r in rows})
+        a2.plot(xs, xs, "k--", lw=0.8, label="target")
+        for ax in (a1, a2):
+            _log_ticks(ax, xs)
+            ax.set_xlabel("firing-rate target (Hz)")
+            ax.legend(fontsize=8)
+        a1.set_ylabel(_metric_label(rows))
+        a2.set_ylabel("measured mean rate (Hz)")
+        _log_ticks(a2, xs, "y")
+        a1.set_title("accuracy vs sparsity")
+        a2.set_title("measured vs target rate")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120, format="png")
+        plt.close(fig)
+
+
+EXPERIMENTS: Dict[str, Experiment] = {e.name: e for e in (SurrogateScale(), ResetGradient(), LeakAware(), Rules(),
+                                                          Sparse())}
+
+
+def check_learnt(an: Analysis, rows: Sequence[Mapping[str, Any]], margin: float = 0.1) -> None:
+    """Replace the verdict when no setting learnt beyond chance: then the run tests nothing."""
+    best = max(g["accuracy_mean"] for g in an.table)
+    chance = mean_std([r["chance"] for r in rows])[0]
+    an.numbers["best_accuracy"], an.numbers["chance"] = best, chance
+    if best - chance < margin:
+        an.verdict = (f"No setting learnt clearly beyond chance (best {best:.3f} vs chance {chance:.3f}), so this run "
+                      "cannot test the claim; train longer (--iterations) or use --grid full.")
+
+
+def build_runs(name: str, opts: Options):
+    if name not in EXPERIMENTS:
+        raise ConfigError(f"unknown experiment {name!r}; available: {', '.join(EXPERIMENTS)}")
+    if opts.grid not in GRIDS:
+        raise ConfigError(f"grid must be one of {list(GRIDS)}, got {opts.grid!r}")
+    exp = EXPERIMENTS[name]
+    points = grid(exp.axes(opts))
+    runs = make_runs(points, lambda p: exp.to_sets(p, opts), Path(opts.out) / "runs",
+                     base_sets=exp.base_sets(opts), config_file=opts.config_file)
+    return exp, runs
+
+
+def write_results(exp: Experiment, rows: List[Dict[str, Any]], an: Analysis, out: Path,
+                  meta: Mapping[str, Any]) -> Dict[str, Path]:
+    out = Path(out)
+    label_cols = [k for k in rows[0] if k not in ROW_COLUMNS and k != "error"] if rows else []
+    cols = label_cols + [c for c in ROW_COLUMNS if c not in label_cols]
+    paths = {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md",
+             "figure": out / "figure.png"}
+    write_json(paths["json"], {"experiment": exp.name, "claim": exp.claim, "verdict": an.sentence,
+                               "numbers": an.numbers, **meta, "table": an.table, "runs": rows})
+    write_csv(paths["csv"], rows, cols)
+    failed = [r for r in rows if r["status"] == "error"]
+    md = [f"# Experiment `{exp.name}`", "", f"Claim: {exp.claim}.", "", f"**Measured:** {an.sentence}", "",
+          f"Grid `{meta['grid']}`, {meta['n_runs']} runs; accuracy = held-out {', '.join(sorted({r['metric'] for r in rows}))}"
+          " on the test trials (mean and sd over seeds; diverged runs count as chance).", "",
+          markdown_table(an.table, an.columns, an.headers), "", "![figure](figure.png)", ""]
+    if failed:
+        md += ["Runs that failed with an error (excluded; re-run the experiment to retry):", ""]
+        md += [f"- `{r['run_dir']}`: {r['error'].splitlines()[0]}" for r in failed] + [""]
+    atomic_write(paths["md"], "\n".join(md))
+    ok = [r for r in rows if r["status"] != "error"]
+    if ok:
+        import io as _io
+
+        buf = _io.BytesIO()
+        exp.plot(ok, an, buf)
+        atomic_write(paths["figure"], buf.getvalue())
+    return paths
+
+
+def run_experiment(name: str, opts: Options, log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+    """Build the sweep of experiment ``name``, run what is unfinished, write the results."""
+    say = log or (lambda s: None)
+    exp, runs = build_runs(name, opts)
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"grid": opts.grid, "n_runs": len(runs), "executor": opts.executor, "jobs": opts.jobs,
+            "sets": list(exp.base_sets(opts))}
+    write_manifest(out / "sweep.json", exp.name, runs, meta)
+    t0 = time.perf_counter()
+    rows = execute(runs, opts.executor, opts.jobs, out / "slurm", opts.retry_failed, opts.slurm, say)
+    for r, run in zip(rows, runs):
+        r.update(run.labels)
+    ok = [r for r in rows if r["status"] != "error"]
+    if not ok:
+        raise RuntimeError(f"every run of {name} failed; first error: {rows[0].get('error', '?')}")
+    an = exp.analyse(ok, opts)
+    check_learnt(an, ok)
+    paths = write_results(exp, rows, an, out, meta)
+    return {"experiment": name, "verdict": an.sentence, "numbers": an.numbers, "table": an.table,
+            "n_runs": len(runs), "errors": len(rows) - len(ok), "wall_s": time.perf_counter() - t0,
+            "paths": {k: str(v) for k, v in paths.items()}, "columns": an.columns, "headers": an.headers}

@@ -1,0 +1,132 @@
+"""``cognet reproduce``: every registered task with BPTT and e-prop, verified in Brian2, one table.
+
+Steps (each resumable; re-running skips what is done):
+
+1. a sweep over ``tasks.TASKS`` x ``rules`` (default ``bptt`` and ``eprop-random``; rules
+   that are not registered are skipped with a note) at one seed, each task with its own
+   recommended settings and iteration budget (early stop at ``train.target_accuracy``);
+2. Brian2 verification of each trained run with ``cognet.brian2_bridge.verify_run(run_dir)``
+   when that module exists (its returned mapping is cached in ``<out>/brian2/<run>.json``);
+   the Brian2 accuracy is read from the key named by the task's stop metric, at the top
+   level or under a ``brian2`` sub-mapping;
+3. analysis of the held-out spike trains with ``analysis.analyze_run(run_dir)`` when the
+   analysis package is installed (report and figures in ``<run>/analysis-torch/``; its
+   ``analysis.json`` is reused on re-runs): mean ISI CV; rates come from ``summary.json``;
+4. ``<out>/reproduce.md`` (+ ``.json``, ``.csv``): task, rule, neurons, iterations,
+   held-out accuracy (torch and Brian2), mean rate, silent fraction, wall time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+from .config import ConfigError
+from .io import atomic_write, read_json, write_json
+from .sweep import SlurmOptions, execute, grid, make_runs, markdown_table, write_csv, write_manifest
+
+DEFAULT_RULES = ("bptt", "eprop-random")
+
+
+def _optional(module: str, attr: str) -> Optional[Callable]:
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return None
+    return getattr(mod, attr, None)
+
+
+def _find_metric(res: Any, metric: str) -> Optional[float]:
+    if isinstance(res, Mapping):
+        for key in ("brian2", "brian"):
+            sub = res.get(key)
+            if isinstance(sub, Mapping) and isinstance(sub.get(metric), (int, float)):
+                return float(sub[metric])
+        if isinstance(res.get(metric), (int, float)):
+            return float(res[metric])
+    return None
+
+
+def reproduce(out: Path, rules_: Sequence[str] = DEFAULT_RULES, tasks_: Sequence[str] = (), seed: int = 0,
+              sets: Sequence[str] = (), brian2: bool = True, jobs: int = 1, executor: str = "local",
+              slurm: Optional[SlurmOptions] = None, log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+    import rules
+    import tasks
+
+    say = log or (lambda s: None)
+    out = Path(out)
+    notes: List[str] = []
+    task_names = list(tasks_) or sorted(tasks.TASKS)
+    for t in task_names:
+        if t not in tasks.TASKS:
+            raise ConfigError(f"unknown task {t!r}; available: {', '.join(sorted(tasks.TASKS))}")
+    rule_names = [r for r in rules_ if r in rules.RULES]
+    for r in rules_:
+        if r not in rules.RULES:
+            notes.append(f"rule {r} is not registered (available: {', '.join(sorted(rules.RULES))}); skipped")
+    if not rule_names:
+        raise ConfigError(f"none of the rules {list(rules_)} is registered; available: {', '.join(sorted(rules.RULES))}")
+    runs = make_runs(grid({"task": task_names, "rule": rule_names}), lambda p: {**p, "seed": seed}, out / "runs",
+                     base_sets=list(sets))
+    write_manifest(out / "sweep.json", "reproduce", runs, {"sets": list(sets)})
+    rows = execute(runs, executor, jobs, out / "slurm", False, slurm, say)
+
+    verify = _optional("cognet.brian2_bridge", "verify_run") if brian2 else None
+    if brian2 and verify is None:
+        notes.append("cognet.brian2_bridge.verify_run is not available: no Brian2 column")
+    analyse = _optional("analysis", "analyze_run")
+    if analyse is None:
+        notes.append("analysis.analyze_run is not available: no ISI CV column")
+    table = []
+    for row, run in zip(rows, runs):
+        entry = {"task": row["task"], "rule": row["rule"], "neurons": row["n_rec"], "iterations": row["iterations"],
+                 "metric": row["metric"], "accuracy_torch": row["accuracy"], "accuracy_brian2": math.nan,
+                 "mean_rate_hz": row["mean_rate_hz"], "silent_fraction": row["silent_fraction"],
+                 "isi_cv": math.nan, "wall_s": row["wall_s"], "status": row["status"], "run_dir": row["run_dir"]}
+        finished = row["status"] not in ("error", "diverged", "diverged (recorded)")
+        if verify is not None and finished:
+            cache = out / "brian2" / f"{run.run_dir.name}.json"
+            if cache.exists():
+                res = read_json(cache)
+            else:
+                say(f"Brian2 verification of {run.run_dir.name}")
+                t0 = time.perf_counter()
+                try:
+                    res = verify(run.run_dir)
+                except Exception as exc:  # noqa: BLE001 - report, keep the table
+                    res = {"error": f"{type(exc).__name__}: {exc}"}
+                    notes.append(f"Brian2 verification of {run.run_dir.name} failed: {res['error']}")
+                if not isinstance(res, Mapping):
+                    res = {"result": str(res)}
+                res = {**res, "verify_wall_s": time.perf_counter() - t0}
+                if "error" not in res:
+                    write_json(cache, res)
+            acc = _find_metric(res, row["metric"])
+            if acc is not None:
+                entry["accuracy_brian2"] = acc
+        if analyse is not None and finished:
+            cache = run.run_dir / "analysis-torch" / "analysis.json"
+            try:
+                res = read_json(cache) if cache.exists() else analyse(run.run_dir)
+                cv = res.get("isi_cv", {}).get("mean") if isinstance(res.get("isi_cv"), Mapping) else None
+                entry["isi_cv"] = math.nan if cv is None else float(cv)
+                entry["analysis"] = str(cache)
+            except Exception as exc:  # noqa: BLE001
+                notes.append(f"analysis of {run.run_dir.name} failed: {type(exc).__name__}: {exc}")
+        table.append(entry)
+    cols = ["task", "rule", "neurons", "iterations", "metric", "accuracy_torch", "accuracy_brian2", "mean_rate_hz",
+            "silent_fraction", "isi_cv", "wall_s", "status"]
+    heads = ["task", "rule", "neurons", "iterations", "metric", "held-out acc. (torch)", "held-out acc. (Brian2)",
+             "mean rate (Hz)", "silent", "ISI CV", "wall (s)", "status"]
+    md = ["# cognet reproduce", "",
+          f"Every registered task with {', '.join(rule_names)} (seed {seed}), each with its recommended settings; "
+          "accuracy on held-out test trials.", "", markdown_table(table, cols, heads)]
+    if notes:
+        md += ["", "Notes:", ""] + [f"- {n}" for n in notes]
+    atomic_write(out / "reproduce.md", "\n".join(md) + "\n")
+    write_json(out / "reproduce.json", {"rows": table, "notes": notes, "sets": list(sets)})
+    write_csv(out / "reproduce.csv", table, cols + ["run_dir"])
+    return {"rows": table, "notes": notes, "markdown": "\n".join(md), "path": str(out / "reproduce.md")}
