@@ -189,9 +189,10 @@ def demo_cmd(out, task, restart, as_json) -> None:
 def _register_commands() -> None:
     from analysis.cli import analyze_cmd, compare_cmd
 
+    from .experiment_cli import experiment_cmd, reproduce_cmd, sweep_cmd
     from .verify_cli import verify_cmd
 
-    for cmd in (verify_cmd, analyze_cmd, compare_cmd):
+    for cmd in (verify_cmd, analyze_cmd, compare_cmd, experiment_cmd, sweep_cmd, reproduce_cmd):
         main.add_command(cmd)
 
 
@@ -199,6 +200,3 @@ _register_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-from .experiment_cli import experiment_cmd; main.add_command(experiment_cmd)  # noqa: E402,E702
-from .experiment_cli import sweep_cmd; main.add_command(sweep_cmd)  # noqa: E402,E702
-from .experiment_cli import reproduce_cmd; main.add_command(reproduce_cmd)  # noqa: E402,E702

@@ -12,7 +12,7 @@ Each experiment is a grid over one or two factors and the seeds, trained with
 Accuracy is the task's stop metric (``Task.stop_metric``: sequence accuracy for ``add``,
 bit accuracy for ``copy``/``reverse``) on the held-out *test* trials of ``summary.json``.
 A diverged run counts as chance accuracy. Grids: ``small`` (default; about half an hour
-or less on one core with ``train.iterations=400``) and ``full`` (more levels and seeds,
+or less on one core with ``train.iterations=1000`` and early stopping) and ``full`` (more levels and seeds,
 the task's own iteration budget with early stopping).
 
 Verdicts compare measured numbers with a tolerance ``TOL`` (0.02 accuracy) and, where
@@ -103,7 +103,7 @@ class Experiment:
     claim = ""
     default_tasks: Tuple[str, ...] = ("add",)
     seeds = {"small": 2, "full": 4}
-    iterations: Dict[str, Optional[int]] = {"small": 400, "full": None}
+    iterations: Dict[str, Optional[int]] = {"small": 1000, "full": None}
 
     def axes(self, opts: Options) -> Dict[str, Sequence[Any]]:
         raise NotImplementedError
