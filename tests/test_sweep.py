@@ -203,7 +203,7 @@ def test_experiment_grids_expand(tmp_path):
     assert len(runs) == 4 * 3
     widths = {(r.cfg.surrogate.name, r.cfg.surrogate.width) for r in runs}
     assert ("triangle", 0.1) in widths and ("fast-sigmoid", 2.5) in widths
-    assert all(r.cfg.train.iterations == 400 for r in runs)
+    assert all(r.cfg.train.iterations == 1000 for r in runs)
     _, runs = build_runs("reset-gradient", Options(out=tmp_path, grid="full", seeds=2, iterations=50))
     import tasks
 
@@ -251,9 +251,9 @@ def test_reproduce_table_with_brian2_hook(tmp_path, monkeypatch):
         calls.append(Path(run_dir))
         return {"brian2": {"sequence_accuracy": 0.5, "bit_accuracy": 0.75}, "spike_match": 1.0}
 
-    fake = types.ModuleType("cognet.brian2_bridge")
+    fake = types.ModuleType("cognet.verify")
     fake.verify_run = verify_run
-    monkeypatch.setitem(sys.modules, "cognet.brian2_bridge", fake)
+    monkeypatch.setitem(sys.modules, "cognet.verify", fake)
     sets = ["network.n_rec=20", "train.iterations=5", "train.eval_every=5", "train.eval_trials=16"]
     res = reproduce(tmp_path, rules_=("bptt", "no-such-rule"), tasks_=("add",), sets=sets)
     (row,) = res["rows"]
