@@ -32,10 +32,10 @@ def _slurm(partition, time_min):
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="experiment folder (default runs/experiments/NAME)")
 @click.option("--grid", "grid_", type=click.Choice(["small", "full"]), default="small", show_default=True,
-              help="small: few levels, 400 iterations; full: more levels and seeds, the task's own budget")
+              help="small: few levels, 1000 iterations; full: more levels and seeds, the task's own budget")
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="seeds 0..N-1 (default: per experiment)")
 @click.option("--iterations", type=click.IntRange(min=1), default=None,
-              help="training iterations per run (default: 400 on the small grid)")
+              help="training iterations per run (default: 1000 on the small grid)")
 @click.option("--task", "tasks_", multiple=True, help="task(s) to run on (repeatable; default add, full: all)")
 @click.option("--scale-param", type=click.Choice(["width", "peak"]), default="width", show_default=True,
               help="surrogate-scale: the knob the scale factor multiplies")
