@@ -202,7 +202,8 @@ class Task:
         }
 
     def chance(self) -> Dict[str, float]:
-        """Accuracy of guessing (uniform over answers); subclasses may refine."""
+        """Accuracy of the best input-independent answer (always the most frequent answer;
+        see :mod:`tasks.common`); for uniformly random bits 0.5 per bit and 2^-n per string."""
         raise NotImplementedError
 
     def describe(self) -> Dict[str, Any]:

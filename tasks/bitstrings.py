@@ -29,7 +29,7 @@ class BitStringParams(EncodingParams):
 class _BitStringTask(Task):
     Params = BitStringParams
     output = "bits"
-    stop_metric = "bit_accuracy"
+    stop_metric = "sequence_accuracy"  # the suite's bar is on whole strings (0.97 bits ~ 0.9 strings)
     reverse = False
     repeats = 1  # how many times the (possibly reversed) string is reproduced
 

@@ -38,7 +38,7 @@ EOS-flag bit and the EOS answer; sequence accuracy (2^w-1)^-L.
 
 Deviations from the original (which used 500 ms per symbol, 320 neurons, 200 Hz / 2 Hz input
 rates with one channel per bit, tau_a up to 6 s and 50 000 iterations): symbol steps of
-cognet's ``step_ms`` (20 ms by default), the two-channel-per-bit code of cognet's other bit
+``step_ms`` = 10 ms by default (half of cognet's usual 20 ms), the two-channel-per-bit code of cognet's other bit
 tasks (rate_off 0 Hz), and the smaller network and shorter training set in ``recommended``.
 """
 
@@ -67,6 +67,7 @@ def _mix64(x: int) -> int:
 
 @dataclass
 class DupRevParams(EncodingParams):
+    step_ms: float = 10.0  # shorter symbol steps than the other tasks (12 steps = 120 ms)
     length: int = 5  # symbols per string (L)
     width: int = 5  # bits per symbol
     encoding: str = "binary"  # binary | onehot
@@ -80,6 +81,7 @@ class DupRevTask(Task):
     name = "dup-rev"
     summary = "Salaj et al. 2021 multitask: a cue shown once says duplicate or reverse a string of L symbols"
     Params = DupRevParams
+    recommended = {"network.n_rec": 200}
     TASK_NAMES = ("duplicate", "reverse")
 
     def validate(self) -> None:
