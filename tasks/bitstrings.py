@@ -84,7 +84,15 @@ class ReverseTask(_BitStringTask):
     reverse = True
 
 
+@dataclass
+class DuplicateParams(BitStringParams):
+    n_bits: int = 3
+
+
 class DuplicateTask(_BitStringTask):
     name = "duplicate"
     summary = "store an n-bit string, reproduce it twice in a row after the recall cue"
+    Params = DuplicateParams
     repeats = 2
+    # measured: with 100 neurons, 3 bits reached only 0.70 sequence accuracy in 2000 iterations
+    recommended = {"network.n_rec": 200}

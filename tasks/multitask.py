@@ -40,6 +40,10 @@ Deviations from the original (which used 500 ms per symbol, 320 neurons, 200 Hz 
 rates with one channel per bit, tau_a up to 6 s and 50 000 iterations): symbol steps of
 ``step_ms`` = 10 ms by default (half of cognet's usual 20 ms), the two-channel-per-bit code of cognet's other bit
 tasks (rate_off 0 Hz), and the smaller network and shorter training set in ``recommended``.
+
+Measured (BPTT, seed 0): at the original size this task does NOT reach 0.90 in the few
+minutes of cognet's default training (held-out bit accuracy at chance after 300 iterations;
+3 symbols x 3 bits: bit accuracy 0.90, sequence accuracy 0.18 after 1300 iterations).
 """
 
 from __future__ import annotations
