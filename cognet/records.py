@@ -98,7 +98,7 @@ def record_torch(net, task, trials: int, seed: int, batch_size: int = 256) -> Sp
     done = 0
     while done < trials:
         b = min(batch_size, trials - done)
-        batch = task.sample(b, g)
+        batch = task.sample(b, g, split="test")
         out = net(batch.x.to(net.w_rec.device), batch.windows)
         zs.append(out.z.transpose(0, 1).cpu())
         xs.append(batch.x.transpose(0, 1))

@@ -81,8 +81,10 @@ def peak_rss_mb() -> float:
 
 
 @torch.no_grad()
-def evaluate(net, task, trials: int, seed: int, batch_size: int = 256, keep_spikes: bool = False) -> Dict[str, Any]:
-    """Held-out scores and firing statistics on ``trials`` fresh trials drawn from ``seed``."""
+def evaluate(net, task, trials: int, seed: int, batch_size: int = 256, keep_spikes: bool = False,
+             split: str = "test") -> Dict[str, Any]:
+    """Held-out scores and firing statistics on ``trials`` fresh trials drawn from ``seed``
+    (from the task's held-out ``split``: ``eval`` during training, ``test`` otherwise)."""
     g = torch.Generator().manual_seed(int(seed))
     device = net.w_rec.device
     right_bits = total_bits = right_seq = 0.0
@@ -94,7 +96,7 @@ def evaluate(net, task, trials: int, seed: int, batch_size: int = 256, keep_spik
     done = 0
     while done < trials:
         b = min(batch_size, trials - done)
-        batch = task.sample(b, g)
+        batch = task.sample(b, g, split=split)
         batch_dev = dataclasses.replace(batch, x=batch.x.to(device), target=batch.target.to(device),
                                         mask=batch.mask.to(device))
         out = net(batch_dev.x, batch_dev.windows)
@@ -223,7 +225,7 @@ class Trainer:
 
     def evaluate(self, trials: Optional[int] = None, stream: str = "eval") -> Dict[str, Any]:
         self.net.eval()
-        return evaluate(self.net, self.task, trials or self.cfg.train.eval_trials, self.seeds[stream])
+        return evaluate(self.net, self.task, trials or self.cfg.train.eval_trials, self.seeds[stream], split=stream)
 
     def run(self) -> Dict[str, Any]:
         cfg, tc = self.cfg, self.cfg.train

@@ -3,6 +3,16 @@
 ``get_task(name, overrides, dt_ms)`` builds a task from its registered name; ``TASKS``
 maps names to classes. Add a task by subclassing :class:`tasks.base.Task` and calling
 :func:`register`.
+
+Every task also runs as a script with the options of ``cognet train``::
+
+    python -m tasks.<module> [cognet train options]  ==  cognet train --task <name> [options]
+
+where ``<module>`` is the task name with dashes replaced by underscores (``copy``,
+``reverse``, ``duplicate``, ``dup_rev`` for dup-rev, ``store_recall`` for store-recall,
+``xor``, ``parity``, ``add``, ``subtract``, ``compare``, ``multiply``, ``count``). The
+task classes live in bitstrings.py, multitask.py, memory.py and arithmetic.py; the script
+modules only call :func:`tasks.script.run`.
 """
 
 from __future__ import annotations
@@ -33,10 +43,19 @@ def get_task(name: str, overrides: Optional[Mapping[str, Any]] = None, dt_ms: fl
     return cls(params, dt_ms=dt_ms)
 
 
-from .arithmetic import AddTask  # noqa: E402
-from .bitstrings import CopyTask, ReverseTask  # noqa: E402
+from .arithmetic import AddTask, CompareTask, CountTask, MultiplyTask, SubtractTask  # noqa: E402
+from .bitstrings import CopyTask, DuplicateTask, ReverseTask  # noqa: E402
+from .memory import ParityTask, StoreRecallTask, XorTask  # noqa: E402
+from .multitask import DupRevTask  # noqa: E402
 
-for _cls in (CopyTask, ReverseTask, AddTask):
+for _cls in (CopyTask, ReverseTask, DuplicateTask, DupRevTask, StoreRecallTask, XorTask, ParityTask,
+             AddTask, SubtractTask, CompareTask, MultiplyTask, CountTask):
     register(_cls)
 
-__all__ = ["Batch", "EncodingParams", "Task", "TASKS", "get_task", "get_task_class", "register"]
+
+def script_module(name: str) -> str:
+    """The module that runs task ``name`` as a script: ``python -m tasks.<module>``
+    (a dash in the task name becomes an underscore, e.g. store-recall -> tasks.store_recall)."""
+    return "tasks." + name.replace("-", "_")
+
+__all__ = ["Batch", "EncodingParams", "Task", "TASKS", "get_task", "get_task_class", "register", "script_module"]

@@ -132,11 +132,24 @@ class Task:
         end = (symbol_step + 1) * k
         return (end - width, end)
 
-    def sample(self, batch: int, generator: torch.Generator) -> Batch:
-        """A batch of ``batch`` trials drawn with ``generator`` (symbols first, then spikes)."""
+    #: names accepted by :meth:`sample`'s ``split``: training trials, held-out trials scored
+    #: during training, and the final held-out test
+    SPLITS: ClassVar[Tuple[str, ...]] = ("train", "eval", "test")
+
+    def _symbols_split(self, batch: int, g: torch.Generator, split: str):
+        """Like :meth:`_symbols` for one split; tasks whose held-out trials differ from the
+        training trials (e.g. unseen strings) override this; by default all splits are alike."""
+        return self._symbols(batch, g)
+
+    def sample(self, batch: int, generator: torch.Generator, split: str = "train") -> Batch:
+        """A batch of ``batch`` trials drawn with ``generator`` (symbols first, then spikes).
+
+        ``split`` is ``train`` for training trials, ``eval``/``test`` for held-out trials."""
         if batch < 1:
             raise ValueError("batch size must be >= 1")
-        active, target, mask, answer_steps, info = self._symbols(batch, generator)
+        if split not in self.SPLITS:
+            raise ValueError(f"split must be one of {list(self.SPLITS)}, got {split!r}")
+        active, target, mask, answer_steps, info = self._symbols_split(batch, generator, split)
         p = self.params
         x = rate_encode(active, self.steps_per_symbol, p.neurons_per_channel, p.rate_on_hz, p.rate_off_hz,
                         self.dt_ms, generator)
@@ -189,7 +202,8 @@ class Task:
         }
 
     def chance(self) -> Dict[str, float]:
-        """Accuracy of guessing (uniform over answers); subclasses may refine."""
+        """Accuracy of the best input-independent answer (always the most frequent answer;
+        see :mod:`tasks.common`); for uniformly random bits 0.5 per bit and 2^-n per string."""
         raise NotImplementedError
 
     def describe(self) -> Dict[str, Any]:

@@ -1,12 +1,14 @@
-"""Bit-string memory tasks: ``copy`` and ``reverse``.
+"""Bit-string memory tasks: ``copy``, ``reverse`` and ``duplicate``.
 
 Encoding (symbol steps of ``step_ms``)::
 
     steps 0 .. n-1     : one bit per step on channel ``bit=0`` or ``bit=1``    (store)
-    steps n .. 2n-1    : channel ``recall`` on; the network answers one bit per step
+    steps n .. n+R-1   : channel ``recall`` on; the network answers one bit per step
 
-``copy`` answers bit i at step n+i; ``reverse`` answers bit n-1-i. One sigmoid output.
-Chance: bit accuracy 0.5, sequence accuracy 2^-n.
+``copy`` answers bit i at step n+i (R = n); ``reverse`` answers bit n-1-i (R = n);
+``duplicate`` reproduces the string twice, bit i at steps n+i and 2n+i (R = 2n).
+One sigmoid output. Chance (best input-independent answer, see tasks.common): bit accuracy
+0.5, sequence accuracy 2^-n (also for ``duplicate``, whose answer is determined by n bits).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ class BitStringParams(EncodingParams):
 class _BitStringTask(Task):
     Params = BitStringParams
     output = "bits"
-    stop_metric = "bit_accuracy"
+    stop_metric = "sequence_accuracy"  # the suite's bar is on whole strings (0.97 bits ~ 0.9 strings)
     reverse = False
+    repeats = 1  # how many times the (possibly reversed) string is reproduced
 
     def validate(self) -> None:
         if not 1 <= self.params.n_bits <= 64:
@@ -41,25 +44,32 @@ class _BitStringTask(Task):
     def n_out(self) -> int:
         return 1
 
+    @property
+    def n_answers(self) -> int:
+        return self.repeats * self.params.n_bits
+
     def n_symbol_steps(self) -> int:
-        return 2 * self.params.n_bits
+        return self.params.n_bits + self.n_answers
 
     def phase_steps(self) -> Dict[str, List[Tuple[int, int]]]:
         n = self.params.n_bits
-        return {"store": [(0, n)], "recall": [(n, 2 * n)]}
+        return {"store": [(0, n)], "recall": [(n, n + self.n_answers)]}
 
     def _symbols(self, batch: int, g: torch.Generator):
-        n = self.params.n_bits
+        n, R = self.params.n_bits, self.n_answers
         bits = random_bits(batch, n, g)  # [B, n]
-        active = torch.zeros(2 * n, batch, 3)
+        active = torch.zeros(n + R, batch, 3)
         active[torch.arange(n)[:, None], torch.arange(batch)[None, :], bits.T] = 1.0
         active[n:, :, 2] = 1.0
         answer = bits.flip(1) if self.reverse else bits
-        target = answer.T[:, :, None].float()  # [W=n, B, 1]
-        mask = torch.ones(n, batch, dtype=torch.bool)
-        return active, target, mask, list(range(n, 2 * n)), {"bits": bits}
+        answer = answer.repeat(1, self.repeats)  # [B, R]
+        target = answer.T[:, :, None].float()  # [W=R, B, 1]
+        mask = torch.ones(R, batch, dtype=torch.bool)
+        return active, target, mask, list(range(n, n + R)), {"bits": bits}
 
     def chance(self) -> Dict[str, float]:
+        # the best input-independent answer gets each bit right half the time and a whole
+        # answer right with the probability of one particular n-bit string
         return {"bit_accuracy": 0.5, "sequence_accuracy": 0.5 ** self.params.n_bits}
 
 
@@ -72,3 +82,17 @@ class ReverseTask(_BitStringTask):
     name = "reverse"
     summary = "store an n-bit string, reproduce it in reverse order after the recall cue"
     reverse = True
+
+
+@dataclass
+class DuplicateParams(BitStringParams):
+    n_bits: int = 3
+
+
+class DuplicateTask(_BitStringTask):
+    name = "duplicate"
+    summary = "store an n-bit string, reproduce it twice in a row after the recall cue"
+    Params = DuplicateParams
+    repeats = 2
+    # measured: with 100 neurons, 3 bits reached only 0.70 sequence accuracy in 2000 iterations
+    recommended = {"network.n_rec": 200}

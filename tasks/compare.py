@@ -1,0 +1,7 @@
+"""``python -m tasks.compare [options]`` trains task ``compare``: the same as
+``cognet train --task compare [options]`` (see ``--help``)."""
+
+if __name__ == "__main__":
+    from tasks.script import run
+
+    run("compare")

@@ -1,0 +1,7 @@
+"""``python -m tasks.duplicate [options]`` trains task ``duplicate``: the same as
+``cognet train --task duplicate [options]`` (see ``--help``)."""
+
+if __name__ == "__main__":
+    from tasks.script import run
+
+    run("duplicate")

@@ -1,0 +1,7 @@
+"""``python -m tasks.multiply [options]`` trains task ``multiply``: the same as
+``cognet train --task multiply [options]`` (see ``--help``)."""
+
+if __name__ == "__main__":
+    from tasks.script import run
+
+    run("multiply")

@@ -1,0 +1,7 @@
+"""``python -m tasks.parity [options]`` trains task ``parity``: the same as
+``cognet train --task parity [options]`` (see ``--help``)."""
+
+if __name__ == "__main__":
+    from tasks.script import run
+
+    run("parity")

@@ -1,0 +1,7 @@
+"""``python -m tasks.reverse [options]`` trains task ``reverse``: the same as
+``cognet train --task reverse [options]`` (see ``--help``)."""
+
+if __name__ == "__main__":
+    from tasks.script import run
+
+    run("reverse")

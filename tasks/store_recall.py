@@ -1,0 +1,7 @@
+"""``python -m tasks.store_recall [options]`` trains task ``store-recall``: the same as
+``cognet train --task store-recall [options]`` (see ``--help``)."""
+
+if __name__ == "__main__":
+    from tasks.script import run
+
+    run("store-recall")

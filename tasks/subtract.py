@@ -1,0 +1,7 @@
+"""``python -m tasks.subtract [options]`` trains task ``subtract``: the same as
+``cognet train --task subtract [options]`` (see ``--help``)."""
+
+if __name__ == "__main__":
+    from tasks.script import run
+
+    run("subtract")

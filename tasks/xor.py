@@ -1,0 +1,7 @@
+"""``python -m tasks.xor [options]`` trains task ``xor``: the same as
+``cognet train --task xor [options]`` (see ``--help``)."""
+
+if __name__ == "__main__":
+    from tasks.script import run
+
+    run("xor")
