@@ -89,7 +89,8 @@ def test_scores_and_chance():
     s = t.score(wrong_one, b)
     assert s["sequence_accuracy"] == pytest.approx(7 / 8)
     assert s["bit_accuracy"] == pytest.approx(1 - 1 / (8 * 4))
-    assert t.chance() == {"bit_accuracy": 0.5, "sequence_accuracy": 1 / 16}
+    # chance = the best input-independent answer (the most frequent sum bits)
+    assert t.chance() == {"bit_accuracy": 0.515625, "sequence_accuracy": 0.125}
 
 
 def test_loss_grad_matches_autodiff():
