@@ -1,7 +1,7 @@
 """Run configuration: nested dataclasses, YAML files and ``--set key=value`` overrides.
 
 A run is described by :class:`RunConfig` with sections ``network``, ``surrogate``,
-``train`` and ``task`` (the task section holds ``name`` plus that task's own parameters,
+``train``, ``eprop`` and ``task`` (the task section holds ``name`` plus that task's own parameters,
 validated by the task). Keys are addressed with dots: ``network.n_rec=200``,
 ``task.n_bits=6``, ``train.lr=0.005``. Unknown keys and invalid values raise
 :class:`ConfigError` naming the key and the allowed values.
@@ -94,7 +94,22 @@ class TrainConfig:
         _choice(self, "train", "device", ["cpu", "cuda", "auto"])
 
 
-SECTIONS = {"network": NetworkConfig, "surrogate": SurrogateConfig, "train": TrainConfig}
+@dataclass
+class EpropConfig:
+    """Options of the e-prop rules (rules/eprop.py); ignored by the other rules."""
+
+    filtered: bool = True  # readout-filtered eligibility traces (exact e-prop); False = cheaper approximation
+    feedback_scale: float = 1.0  # eprop-random/-adaptive: B ~ N(0, feedback_scale^2 / n_rec)
+    adaptive_decay: float = 0.01  # eprop-adaptive: W_out and B shrink by this fraction each iteration
+    chunk_steps: int = 64  # time steps per chunk of the online computation (memory ~ chunk_steps, not T)
+
+    def validate(self) -> None:
+        _positive(self, "eprop", ["feedback_scale", "chunk_steps"])
+        if not 0 <= self.adaptive_decay < 1:
+            raise ConfigError(f"eprop.adaptive_decay must be in [0, 1), got {self.adaptive_decay}")
+
+
+SECTIONS = {"network": NetworkConfig, "surrogate": SurrogateConfig, "train": TrainConfig, "eprop": EpropConfig}
 
 
 @dataclass
@@ -106,6 +121,7 @@ class RunConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     surrogate: SurrogateConfig = field(default_factory=SurrogateConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eprop: EpropConfig = field(default_factory=EpropConfig)
 
     # -- validation ------------------------------------------------------------------------
     def validate(self) -> "RunConfig":
@@ -167,7 +183,7 @@ def _choice(obj, section: str, key: str, allowed: Sequence[str]) -> None:
         raise ConfigError(f"{section}.{key} must be one of {list(allowed)}, got {v!r}")
 
 
-TOP_KEYS = ("task", "rule", "seed", "network", "surrogate", "train")
+TOP_KEYS = ("task", "rule", "seed", "network", "surrogate", "train", "eprop")
 
 
 def set_key(cfg: RunConfig, key: str, value: Any) -> None:

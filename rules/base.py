@@ -55,6 +55,12 @@ class LearningRule:
         self.net, self.task, self.cfg = net, task, train_cfg
         self.generator = generator
 
+    @classmethod
+    def from_config(cls, net: RSNN, task: Any, run_cfg: Any, generator: Optional[torch.Generator] = None) -> "LearningRule":
+        """Build the rule from a whole :class:`cognet.config.RunConfig` (rules with a config
+        section of their own override this; the default passes ``run_cfg.train``)."""
+        return cls(net, task, run_cfg.train, generator)
+
     def step(self, batch) -> StepResult:
         raise NotImplementedError
 
