@@ -35,8 +35,9 @@ def get_task(name: str, overrides: Optional[Mapping[str, Any]] = None, dt_ms: fl
 
 from .arithmetic import AddTask  # noqa: E402
 from .bitstrings import CopyTask, ReverseTask  # noqa: E402
+from .evidence import EvidenceTask  # noqa: E402
 
-for _cls in (CopyTask, ReverseTask, AddTask):
+for _cls in (CopyTask, ReverseTask, AddTask, EvidenceTask):
     register(_cls)
 
 __all__ = ["Batch", "EncodingParams", "Task", "TASKS", "get_task", "get_task_class", "register"]
