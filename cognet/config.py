@@ -99,12 +99,12 @@ class EpropConfig:
     """Options of the e-prop rules (rules/eprop.py); ignored by the other rules."""
 
     filtered: bool = True  # readout-filtered eligibility traces (exact e-prop); False = cheaper approximation
-    feedback_scale: float = 1.0  # eprop-random/-adaptive: B ~ N(0, feedback_scale^2 / n_rec)
+    feedback_std: float = 1.0  # eprop-random: fixed B ~ N(0, feedback_std^2) (e-prop tutorial: std 1)
     adaptive_decay: float = 0.01  # eprop-adaptive: W_out and B shrink by this fraction each iteration
     chunk_steps: int = 64  # time steps per chunk of the online computation (memory ~ chunk_steps, not T)
 
     def validate(self) -> None:
-        _positive(self, "eprop", ["feedback_scale", "chunk_steps"])
+        _positive(self, "eprop", ["feedback_std", "chunk_steps"])
         if not 0 <= self.adaptive_decay < 1:
             raise ConfigError(f"eprop.adaptive_decay must be in [0, 1), got {self.adaptive_decay}")
 

@@ -59,8 +59,10 @@ Trade-off of ``filtered = False``: one per-synapse state tensor less (memory and
 passes per chunk), but the update is then no longer the gradient of any loss: it ignores
 that a spike keeps driving the leaky readout after it happened.
 
-Feedback: ``eprop-symmetric`` B = W_out^T; ``eprop-random`` fixed B ~ N(0, s^2 / n)
-(s = ``eprop.feedback_scale``); ``eprop-adaptive`` B starts like that, then receives every
+Feedback: ``eprop-symmetric`` B = W_out^T; ``eprop-random`` fixed B ~ N(0, s^2)
+(s = ``eprop.feedback_std``, default 1 as in the e-prop evidence tutorial; trained readouts
+grow to entries of that size, and a much smaller B lets the rate regulariser drown the
+task signal); ``eprop-adaptive`` B starts like W_out (N(0, 1/n)), then receives every
 update the optimiser gave W_out (the previous iteration's change of W_out), and both W_out
 and B shrink by the factor (1 - ``eprop.adaptive_decay``) each iteration (Kolen-Pollack), so
 B converges to W_out^T.
@@ -81,7 +83,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cognet.functional import ALIFState, alif_step, initial_state
+from cognet.functional import alif_step, initial_state
 from cognet.network import RSNN
 
 from .base import LearningRule, StepResult, rate_penalty, rate_penalty_grad
@@ -439,7 +441,8 @@ class _Eprop(LearningRule):
         if self.feedback_kind in ("random", "adaptive"):
             g = generator if generator is not None else torch.Generator().manual_seed(0)
             b = torch.randn(net.n, net.n_out, generator=g, dtype=torch.float64)
-            self.B = (b * (eprop_cfg.feedback_scale / math.sqrt(net.n))).to(net.w_out.device, net.w_out.dtype)
+            std = eprop_cfg.feedback_std if self.feedback_kind == "random" else 1.0 / math.sqrt(net.n)
+            self.B = (b * std).to(net.w_out.device, net.w_out.dtype)
 
     @classmethod
     def from_config(cls, net, task, run_cfg, generator=None):
