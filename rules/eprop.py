@@ -53,7 +53,8 @@ trial and neuron, not per synapse) come from a K-step adjoint recursion of the n
 2x2 dynamics; the sums over s are batched matrix products. The per-synapse tensors
 [B, n, n_in + n] are touched a few times per chunk instead of several times per step, which
 is what makes the readout-filtered (paper-exact) variant about as fast as BPTT. Chunks end
-at every answer-window end, where the window's learning signal is applied.
+at every answer-window start and end; the window's learning signal is applied at its end
+(a window longer than a chunk keeps one extra per-synapse sum until then).
 
 Trade-off of ``filtered = False``: one per-synapse state tensor less (memory and a few
 passes per chunk), but the update is then no longer the gradient of any loss: it ignores
@@ -114,9 +115,10 @@ def _check_windows(windows: Sequence[Tuple[int, int]], T: int) -> List[int]:
     return order
 
 
-def _chunks(T: int, window_ends: Sequence[int], size: int) -> List[Tuple[int, int]]:
-    """Half-open chunks of at most ``size`` steps that end at every window end."""
-    bounds = sorted(set(int(e) for e in window_ends) | {T})
+def _chunks(T: int, window_bounds: Sequence[int], size: int) -> List[Tuple[int, int]]:
+    """Half-open chunks of at most ``size`` steps with a boundary at every window start and
+    end (so a window of at most ``size`` steps never needs a per-synapse window sum)."""
+    bounds = sorted(set(int(e) for e in window_bounds if e > 0) | {T})
     out, start = [], 0
     for b in bounds:
         while b - start > size:
@@ -129,8 +131,11 @@ def _chunks(T: int, window_ends: Sequence[int], size: int) -> List[Tuple[int, in
 
 
 def _bsum(coef: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-    """sum_b coef[b, j] X[b, j, i] -> [n, P]."""
-    return torch.einsum("bj,bji->ji", coef, X)
+    """sum_b coef[b, j] X[b, j, i] -> [n, P], without a [B, n, P] temporary."""
+    out = X[0] * coef[0][:, None]
+    for b in range(1, X.shape[0]):
+        out.addcmul_(X[b], coef[b][:, None])
+    return out
 
 
 @torch.no_grad()
@@ -187,7 +192,7 @@ def eprop_run(
         s, e = windows[w]
         in_win[s:e] = True
         end_of[e - 1] = w
-    chunks = _chunks(T, [windows[w][1] for w in order], chunk_steps)
+    chunks = _chunks(T, [b for w in order for b in windows[w]], chunk_steps)
 
     # per-synapse state [B, n, P]: eps_v, eps_a (ALIF), ebar (filtered), window sum S (lazily)
     V = torch.zeros(B, N, P, device=dev, dtype=dt)
@@ -207,15 +212,23 @@ def eprop_run(
     logits = torch.zeros(len(windows), B, n_out, device=dev, dtype=dt)
     beta, rho, alpha = c.beta, c.rho, c.alpha
 
+    # chunk buffers, allocated once and reused (fresh large allocations per chunk fragment the heap)
+    k_max = max(c1 - c0 for c0, c1 in chunks)
+    n_o_max = 1 + int(adaptive) + int(filtered) + 1 + int(use_reg)
+    pre_buf = torch.empty(B, k_max, P, device=dev, dtype=dt)
+    psi_buf = torch.empty(k_max + 1, B, N, device=dev, dtype=dt)
+    alph_buf = torch.empty(k_max, B, N, device=dev, dtype=dt) if zero_reset else None
+    phi_buf = torch.empty(B * n_o_max * N * k_max, device=dev, dtype=dt)
+
     for c0, c1 in chunks:
         K = c1 - c0
         xc = x[c0:c1]
         cur = F.linear(xc, w_in)  # [K, B, n]
-        pre = torch.empty(B, K, P, device=dev, dtype=dt)
+        pre = pre_buf if K == k_max else pre_buf.view(-1)[: B * K * P].view(B, K, P)
         pre[:, :, :n_in] = xc.transpose(0, 1)
-        psi = torch.empty(K + 1, B, N, device=dev, dtype=dt)
+        psi = psi_buf[: K + 1]
         psi[0] = psi_prev
-        alph = torch.empty(K, B, N, device=dev, dtype=dt) if zero_reset else None
+        alph = alph_buf[:K] if zero_reset else None
         L = None
         # ---- forward through the chunk (the network's own step function) -------------
         for k in range(K):
@@ -290,7 +303,7 @@ def eprop_run(
         if adaptive:
             lam_a = torch.zeros(n_o, B, N, device=dev, dtype=dt)
             lam_a[idx["a"]] = 1.0
-        Phi = torch.empty(B, n_o, N, K, device=dev, dtype=dt)
+        Phi = phi_buf[: B * n_o * N * K].view(B, n_o, N, K)
         for k in range(K - 1, -1, -1):
             pk = eps_t[k] * psi[k + 1]  # dO/de * psi
             p = lam_v + pk  # dO/d eps_v[t]  (= coefficient of pre[t])
