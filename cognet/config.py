@@ -1,7 +1,7 @@
 """Run configuration: nested dataclasses, YAML files and ``--set key=value`` overrides.
 
 A run is described by :class:`RunConfig` with sections ``network``, ``surrogate``,
-``train`` and ``task`` (the task section holds ``name`` plus that task's own parameters,
+``train``, ``eprop`` and ``task`` (the task section holds ``name`` plus that task's own parameters,
 validated by the task). Keys are addressed with dots: ``network.n_rec=200``,
 ``task.n_bits=6``, ``train.lr=0.005``. Unknown keys and invalid values raise
 :class:`ConfigError` naming the key and the allowed values.
@@ -94,7 +94,33 @@ class TrainConfig:
         _choice(self, "train", "device", ["cpu", "cuda", "auto"])
 
 
-SECTIONS = {"network": NetworkConfig, "surrogate": SurrogateConfig, "train": TrainConfig}
+@dataclass
+class EpropConfig:
+    """Options of the e-prop rules (rules/eprop.py); ignored by the other rules."""
+
+    filtered: bool = True  # readout-filtered eligibility traces (exact e-prop); False = cheaper approximation
+    feedback_std: float = 1.0  # eprop-random: fixed B ~ N(0, feedback_std^2) (e-prop tutorial: std 1)
+    adaptive_decay: float = 0.01  # eprop-adaptive: W_out and B shrink by this fraction each iteration
+    chunk_steps: int = 64  # time steps per chunk of the online computation (memory ~ chunk_steps, not T)
+
+    def validate(self) -> None:
+        _positive(self, "eprop", ["feedback_std", "chunk_steps"])
+        if not 0 <= self.adaptive_decay < 1:
+            raise ConfigError(f"eprop.adaptive_decay must be in [0, 1), got {self.adaptive_decay}")
+
+
+SECTIONS = {"network": NetworkConfig, "surrogate": SurrogateConfig, "train": TrainConfig, "eprop": EpropConfig}
+#: sections read by particular rules only (see LearningRule.config_sections)
+RULE_SECTIONS = ("eprop",)
+
+
+def _rule_sections(rule: str) -> tuple:
+    import rules
+
+    try:
+        return tuple(rules.get_rule_class(rule).config_sections)
+    except ValueError:
+        return RULE_SECTIONS  # unknown rule: keep everything (validate() reports the rule)
 
 
 @dataclass
@@ -106,6 +132,7 @@ class RunConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     surrogate: SurrogateConfig = field(default_factory=SurrogateConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eprop: EpropConfig = field(default_factory=EpropConfig)
 
     # -- validation ------------------------------------------------------------------------
     def validate(self) -> "RunConfig":
@@ -127,8 +154,14 @@ class RunConfig:
 
     # -- (de)serialisation -------------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
+        """Plain nested dict. Rule-specific sections (e.g. ``eprop``) appear only for the
+        rules that read them, so they never change the identity (hash) of other runs."""
         d = dataclasses.asdict(self)
         task = {"name": d.pop("task"), **d.pop("task_params")}
+        used = _rule_sections(self.rule)
+        for section in RULE_SECTIONS:
+            if section not in used:
+                d.pop(section, None)
         return {"task": task, **d}
 
     def resolved_dict(self) -> Dict[str, Any]:
@@ -167,7 +200,7 @@ def _choice(obj, section: str, key: str, allowed: Sequence[str]) -> None:
         raise ConfigError(f"{section}.{key} must be one of {list(allowed)}, got {v!r}")
 
 
-TOP_KEYS = ("task", "rule", "seed", "network", "surrogate", "train")
+TOP_KEYS = ("task", "rule", "seed", "network", "surrogate", "train", "eprop")
 
 
 def set_key(cfg: RunConfig, key: str, value: Any) -> None:

@@ -146,7 +146,7 @@ class Trainer:
                                  generator=g_init, dtype=self.dtype).to(self.device)
         self.g_train = torch.Generator().manual_seed(self.seeds["train"])
         g_rule = torch.Generator().manual_seed(self.seeds["rule"])
-        self.rule = rules.get_rule_class(cfg.rule)(self.net, self.task, tc, g_rule)
+        self.rule = rules.get_rule_class(cfg.rule).from_config(self.net, self.task, cfg, g_rule)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=tc.lr)
         total, floor = tc.iterations, tc.lr_min_factor
         self.sched = torch.optim.lr_scheduler.LambdaLR(

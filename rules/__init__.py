@@ -9,6 +9,7 @@ from typing import Dict, Type
 
 from .base import LearningRule, StepResult, rate_penalty
 from .bptt import BPTT
+from .eprop import EpropAdaptive, EpropRandom, EpropSymmetric
 
 RULES: Dict[str, Type[LearningRule]] = {}
 
@@ -27,5 +28,7 @@ def get_rule_class(name: str) -> Type[LearningRule]:
 
 
 register(BPTT)
+for _cls in (EpropSymmetric, EpropRandom, EpropAdaptive):
+    register(_cls)
 
 __all__ = ["LearningRule", "StepResult", "RULES", "get_rule_class", "register", "rate_penalty"]

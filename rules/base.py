@@ -50,10 +50,18 @@ def rate_penalty_grad(rates_hz: torch.Tensor, target_hz: float, coef: float) -> 
 class LearningRule:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    #: rule-specific config sections this rule reads (they only enter its runs' config)
+    config_sections: ClassVar[tuple] = ()
 
     def __init__(self, net: RSNN, task: Any, train_cfg: Any, generator: Optional[torch.Generator] = None) -> None:
         self.net, self.task, self.cfg = net, task, train_cfg
         self.generator = generator
+
+    @classmethod
+    def from_config(cls, net: RSNN, task: Any, run_cfg: Any, generator: Optional[torch.Generator] = None) -> "LearningRule":
+        """Build the rule from a whole :class:`cognet.config.RunConfig` (rules with a config
+        section of their own override this; the default passes ``run_cfg.train``)."""
+        return cls(net, task, run_cfg.train, generator)
 
     def step(self, batch) -> StepResult:
         raise NotImplementedError

@@ -45,11 +45,12 @@ def get_task(name: str, overrides: Optional[Mapping[str, Any]] = None, dt_ms: fl
 
 from .arithmetic import AddTask, CompareTask, CountTask, MultiplyTask, SubtractTask  # noqa: E402
 from .bitstrings import CopyTask, DuplicateTask, ReverseTask  # noqa: E402
+from .evidence import EvidenceTask  # noqa: E402
 from .memory import ParityTask, StoreRecallTask, XorTask  # noqa: E402
 from .multitask import DupRevTask  # noqa: E402
 
 for _cls in (CopyTask, ReverseTask, DuplicateTask, DupRevTask, StoreRecallTask, XorTask, ParityTask,
-             AddTask, SubtractTask, CompareTask, MultiplyTask, CountTask):
+             AddTask, SubtractTask, CompareTask, MultiplyTask, CountTask, EvidenceTask):
     register(_cls)
 
 

@@ -1,0 +1,151 @@
+"""Time per iteration and peak memory: online e-prop vs BPTT.
+
+Usage::
+
+    PYTHONPATH=$PWD python benchmarks/eprop_vs_bptt.py [--sizes 128,512] [--steps 500,5000]
+        [--batch 32] [--iters 2] [--threads 1]
+
+Every (rule, N, T) configuration runs in a fresh subprocess, so its peak resident memory
+(``ru_maxrss``) is its own. Each subprocess builds a 50 % ALIF network (``N`` neurons,
+40 Poisson inputs at 20 Hz, two readout units, one answer window over the last 50 steps),
+runs one warm-up iteration, then ``--iters`` timed iterations (the minimum is printed).
+"Iteration" = forward + gradients, i.e. ``rule.step`` without the optimiser. Rules:
+
+* ``bptt``      surrogate-gradient BPTT (autograd through the unrolled network)
+* ``eprop``     e-prop with readout-filtered traces (exact; ``eprop.filtered=true``)
+* ``eprop-unf`` e-prop with plain traces (``eprop.filtered=false``; cheaper approximation)
+
+Peak memory is the whole process (torch itself takes a few hundred MB); the "growth"
+column is peak minus the RSS after building the network and the batch, i.e. what the
+iteration itself needed.
+
+Measured on the shared 2-core dev machine (load ~3, so +-30 % timing noise), batch 32::
+
+        N     T |  bptt s/it  peak MB | eprop s/it  peak MB | eprop-unf s/it  peak MB
+      128   500 |      0.210      338 |      0.238      260 |          0.276      257
+      128  5000 |      2.085     1268 |      2.397      282 |          2.053      278
+      512   500 |      0.758      635 |      1.365      395 |          1.130      357
+      512  5000 |      6.621     3953 |     11.583      431 |          8.352      384
+
+e-prop/BPTT time 1.13x (N=128, T=500; 1.49x in an earlier, noisier run), 1.75-1.80x at
+N=512; e-prop peak memory at T=5000 is 1.09x its own at T=500 (the difference is the
+input batch itself), BPTT's grows 3.7x (N=128) and 6.2x (N=512).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def _worker(rule: str, n: int, T: int, batch: int, iters: int, threads: int) -> dict:
+    import resource
+
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(threads)
+    from cognet.config import EpropConfig
+    from cognet.network import RSNN
+    from cognet.params import NeuronParams
+    from rules.bptt import BPTT
+    from rules.eprop import EpropSymmetric
+    from tasks.base import Batch, Task
+
+    class Bench(Task):
+        output = "classes"
+        n_out_ = 2
+
+        def __init__(self):  # no symbol steps: a fixed random batch is enough to time the rule
+            pass
+
+        @property
+        def n_out(self):
+            return 2
+
+    class TC:
+        rate_target_hz, rate_reg = 10.0, 1.0
+
+    g = torch.Generator().manual_seed(0)
+    n_in = 40
+    p = NeuronParams.mixed(n, 0.5, 0.1, 200.0, np.random.default_rng(0), refractory_ms=2.0)
+    net = RSNN(n_in, p, 2, input_scale=3.0, rec_scale=0.5, generator=g)
+    x = (torch.rand(T, batch, n_in, generator=g) < 0.02).float()
+    b = Batch(x=x, target=torch.randint(0, 2, (1, batch), generator=g), mask=torch.ones(1, batch, dtype=torch.bool),
+              windows=[(T - 50, T)], phases={})
+    task = Bench()
+    if rule == "bptt":
+        r = BPTT(net, task, TC())
+    else:
+        r = EpropSymmetric(net, task, TC(), eprop_cfg=EpropConfig(filtered=(rule == "eprop")))
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    r.step(b)  # warm-up
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        res = r.step(b)
+        times.append(time.perf_counter() - t0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return {"rule": rule, "N": n, "T": T, "batch": batch, "s_per_iter": min(times), "peak_mb": peak,
+            "growth_mb": peak - rss0, "rate_hz": float(res.z.mean()) * 1000.0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="128,512")
+    ap.add_argument("--steps", default="500,5000")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--iters", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rules", default="bptt,eprop,eprop-unf")
+    ap.add_argument("--worker", nargs=3, metavar=("RULE", "N", "T"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        rule, n, T = a.worker
+        print(json.dumps(_worker(rule, int(n), int(T), a.batch, a.iters, a.threads)))
+        return
+    rule_names = a.rules.split(",")
+    rows = []
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), env.get("PYTHONPATH", "")])
+    header = f"{'N':>5} {'T':>5} | " + " | ".join(f"{r:>9} s/it  peak MB  growth" for r in rule_names)
+    header += " | eprop/bptt time  eprop-unf/bptt"
+    print(f"batch {a.batch}, threads {a.threads}, 50% ALIF, min of {a.iters} iterations after a warm-up")
+    print(header)
+    for n in (int(s) for s in a.sizes.split(",")):
+        for T in (int(s) for s in a.steps.split(",")):
+            res = {}
+            for rule in rule_names:
+                cmd = [sys.executable, __file__, "--worker", rule, str(n), str(T), "--batch", str(a.batch),
+                       "--iters", str(a.iters), "--threads", str(a.threads)]
+                out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                if out.returncode != 0:
+                    raise SystemExit(f"{rule} N={n} T={T} failed:\n{out.stderr}")
+                res[rule] = json.loads(out.stdout.strip().splitlines()[-1])
+                rows.append(res[rule])
+            cells = " | ".join(f"{res[r]['s_per_iter']:>14.3f} {res[r]['peak_mb']:>8.0f} {res[r]['growth_mb']:>7.0f}"
+                               for r in rule_names)
+            ratio = ""
+            if "bptt" in res:
+                ratio = " | " + "  ".join(f"{res[r]['s_per_iter'] / res['bptt']['s_per_iter']:>14.2f}"
+                                          for r in rule_names if r != "bptt")
+            print(f"{n:>5} {T:>5} | {cells}{ratio}", flush=True)
+    by = {(r["rule"], r["N"], r["T"]): r for r in rows}
+    steps = sorted({r["T"] for r in rows})
+    if len(steps) >= 2:
+        lo, hi = steps[0], steps[-1]
+        for rule in rule_names:
+            if rule == "bptt":
+                continue
+            for n in sorted({r["N"] for r in rows}):
+                if (rule, n, lo) in by and (rule, n, hi) in by:
+                    q = by[(rule, n, hi)]["peak_mb"] / by[(rule, n, lo)]["peak_mb"]
+                    print(f"{rule} N={n}: peak memory at T={hi} is {q:.2f}x its peak at T={lo}")
+
+
+if __name__ == "__main__":
+    main()
