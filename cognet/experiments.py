@@ -89,6 +89,14 @@ def paired_verdict(diffs: Sequence[float], tol: float = TOL) -> Tuple[float, flo
     return m, se, (1 if m > thresh else -1 if m < -thresh else 0)
 
 
+def no_clear_difference(d: float, se: float, tol: float = TOL) -> str:
+    """Why a paired difference does not count: noise, or a consistent effect below ``tol``."""
+    if abs(d) > 2 * se:
+        return (f"The difference is consistent across seeds ({d:+.3f}, more than 2 SE) but smaller than the "
+                f"{tol} accuracy cognet counts as a real effect")
+    return f"The difference is within noise (|d| <= max({tol}, 2 SE) = {max(tol, 2 * se):.3f})"
+
+
 def _cell_means(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> Dict[tuple, float]:
     return {tuple(g[k] for k in keys): g["accuracy_mean"] for g in aggregate(rows, keys)}
 
@@ -284,8 +292,7 @@ class ResetGradient(Experiment):
         elif sign < 0:
             verdict = "Keeping the reset term makes training less robust to the learning rate, contradicting 2011.09964."
         else:
-            verdict = (f"The difference is within noise (|d| <= max({TOL}, 2 SE) = {max(TOL, 2 * se):.3f}), so this run "
-                       "does not show the learning-rate robustness 2011.09964 reported for the reset term; "
+            verdict = (no_clear_difference(d, se) + ", so this run does not show the learning-rate robustness 2011.09964 reported for the reset term; "
                        "more seeds (--seeds) would sharpen the test.")
         return Analysis(table, ["task", "reset_gradient", "lr", "accuracy_mean", "accuracy_std", "n",
                                 "mean_rate_hz_mean", "iterations_mean", "wall_s_mean", "diverged"],
@@ -371,9 +378,8 @@ class LeakAware(Experiment):
         elif sign < 0:
             verdict = "The leak-aware derivative hurts here, contradicting Lee et al. (2020)."
         else:
-            verdict = (f"The difference is within noise (|d| <= max({TOL}, 2 SE) = {max(TOL, 2 * se):.3f}): cognet's "
-                       "BPTT already differentiates through the leak exactly, and the leak-aware correction of Lee et "
-                       "al. (2020) brings no measurable benefit here.")
+            verdict = (no_clear_difference(d, se) + ": cognet's BPTT already differentiates through the leak "
+                       "exactly, and the leak-aware correction of Lee et al. (2020) brings no practical benefit here.")
         return Analysis(table, ["task", "derivative", "accuracy_mean", "accuracy_std", "n", "mean_rate_hz_mean",
                                 "iterations_mean", "wall_s_mean", "diverged"],
                         ["task", "derivative", "accuracy", "sd", "seeds", "rate (Hz)", "iterations", "wall (s)",

@@ -154,7 +154,14 @@ def test_reset_gradient_verdict():
     assert an.numbers["kept"]["good_lrs"] == 3 and an.numbers["detached"]["good_lrs"] == 1
     rows = _rows([{"reset_gradient": rg, "lr": lr, "seed": s, "accuracy": kept[lr] + 0.003 * (rg == "kept") * s}
                   for rg in ("kept", "detached") for lr in lrs for s in (0, 1)])
-    assert "within noise" in exp.analyse(rows, opts).verdict
+    assert "so this run does not show" in exp.analyse(rows, opts).verdict
+
+
+def test_no_clear_difference_wording():
+    from cognet.experiments import no_clear_difference
+
+    assert "within noise" in no_clear_difference(0.015, 0.01)
+    assert "consistent across seeds" in no_clear_difference(0.01, 0.001)
 
 
 def test_paired_verdict_needs_more_than_noise():
