@@ -50,7 +50,7 @@ import torch
 
 from cognet.encoding import bits_of, int_of
 
-from .base import EncodingParams, Task, bit_channels, random_bits
+from .base import EncodingParams, StringThenAnswerTask, Task, bit_channels, random_bits
 from .common import chance_of_answers, check_choice, check_int, number_channels
 
 ENCODINGS = ("bits", "population")
@@ -303,7 +303,7 @@ class CountParams(EncodingParams):
     encoding: str = "bits"  # answer code: bits (binary count) | population (one class per count)
 
 
-class CountTask(Task):
+class CountTask(StringThenAnswerTask):
     name = "count"
     summary = "count the ones in an n-bit string streamed bit by bit; answer the count at the end cue"
     Params = CountParams
@@ -320,34 +320,17 @@ class CountTask(Task):
     def count_bits(self) -> int:
         return self.params.n_bits.bit_length()  # ceil(log2(n+1))
 
-    def channels(self) -> List[str]:
-        return bit_channels("bit") + ["end"]
-
     @property
     def n_out(self) -> int:
         return self.params.n_bits + 1 if self.output == "classes" else self.count_bits
 
-    def n_symbol_steps(self) -> int:
-        return self.params.n_bits + 1
-
-    def phase_steps(self) -> Dict[str, List[Tuple[int, int]]]:
-        n = self.params.n_bits
-        return {"string": [(0, n)], "answer": [(n, n + 1)]}
-
-    def _symbols(self, batch: int, g: torch.Generator):
-        n = self.params.n_bits
-        bits = random_bits(batch, n, g)
-        active = torch.zeros(n + 1, batch, 3)
-        active[torch.arange(n)[:, None], torch.arange(batch)[None, :], bits.T] = 1.0
-        active[n, :, 2] = 1.0
-        rows = bits.tolist()
+    def _answer(self, rows):
         counts = [sum(r) for r in rows]
         if self.output == "classes":
             target = torch.tensor(counts, dtype=torch.long)[None]  # [1, B]
         else:
             target = torch.tensor([bits_of(c, self.count_bits) for c in counts], dtype=torch.float32)[None]
-        mask = torch.ones(1, batch, dtype=torch.bool)
-        return active, target, mask, [n], {"bits": rows, "count": counts}
+        return target, {"count": counts}
 
     def chance(self) -> Dict[str, float]:
         from math import comb

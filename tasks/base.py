@@ -212,6 +212,37 @@ class Task:
                 "chance": self.chance(), "params": dataclasses.asdict(self.params)}
 
 
+class StringThenAnswerTask(Task):
+    """Shared layout of ``parity`` and ``count``: an n-bit string on ``bit=0|bit=1`` (one bit
+    per step, steps 0..n-1), then the ``end`` cue at step n, where the single answer is read.
+    Subclasses set ``n_out``, ``chance`` and :meth:`_answer` (targets from the bit rows)."""
+
+    def channels(self) -> List[str]:
+        return bit_channels("bit") + ["end"]
+
+    def n_symbol_steps(self) -> int:
+        return self.params.n_bits + 1
+
+    def phase_steps(self) -> Dict[str, List[Tuple[int, int]]]:
+        n = self.params.n_bits
+        return {"string": [(0, n)], "answer": [(n, n + 1)]}
+
+    def _answer(self, rows: List[List[int]]) -> Tuple[torch.Tensor, Dict[str, Any]]:
+        """Target ``[1, B, ...]`` and info entries for the bit strings ``rows``."""
+        raise NotImplementedError
+
+    def _symbols(self, batch: int, g: torch.Generator):
+        n = self.params.n_bits
+        bits = random_bits(batch, n, g)
+        active = torch.zeros(n + 1, batch, 3)
+        active[torch.arange(n)[:, None], torch.arange(batch)[None, :], bits.T] = 1.0
+        active[n, :, 2] = 1.0
+        rows = bits.tolist()
+        target, info = self._answer(rows)
+        mask = torch.ones(1, batch, dtype=torch.bool)
+        return active, target, mask, [n], {"bits": rows, **info}
+
+
 def bit_channels(prefix: str) -> List[str]:
     return [f"{prefix}=0", f"{prefix}=1"]
 

@@ -36,7 +36,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
-from .base import EncodingParams, Task, bit_channels, random_bits
+from .base import EncodingParams, StringThenAnswerTask, Task, bit_channels, random_bits
 from .common import check_int
 
 
@@ -146,7 +146,7 @@ class ParityParams(EncodingParams):
     n_bits: int = 4
 
 
-class ParityTask(Task):
+class ParityTask(StringThenAnswerTask):
     name = "parity"
     summary = "parity of an n-bit string streamed bit by bit; answer at the end cue"
     Params = ParityParams
@@ -155,31 +155,13 @@ class ParityTask(Task):
     def validate(self) -> None:
         check_int(self.params.n_bits, "n_bits", 1, 64)
 
-    def channels(self) -> List[str]:
-        return bit_channels("bit") + ["end"]
-
     @property
     def n_out(self) -> int:
         return 1
 
-    def n_symbol_steps(self) -> int:
-        return self.params.n_bits + 1
-
-    def phase_steps(self) -> Dict[str, List[Tuple[int, int]]]:
-        n = self.params.n_bits
-        return {"string": [(0, n)], "answer": [(n, n + 1)]}
-
-    def _symbols(self, batch: int, g: torch.Generator):
-        n = self.params.n_bits
-        bits = random_bits(batch, n, g)
-        active = torch.zeros(n + 1, batch, 3)
-        active[torch.arange(n)[:, None], torch.arange(batch)[None, :], bits.T] = 1.0
-        active[n, :, 2] = 1.0
-        rows = bits.tolist()
+    def _answer(self, rows):
         parity = [sum(r) % 2 for r in rows]
-        target = torch.tensor(parity, dtype=torch.float32)[None, :, None]
-        mask = torch.ones(1, batch, dtype=torch.bool)
-        return active, target, mask, [n], {"bits": rows, "parity": parity}
+        return torch.tensor(parity, dtype=torch.float32)[None, :, None], {"parity": parity}
 
     def chance(self) -> Dict[str, float]:
         return {"bit_accuracy": 0.5, "sequence_accuracy": 0.5}
