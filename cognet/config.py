@@ -278,8 +278,8 @@ def build_config(
     task: Optional[str] = None, rule: Optional[str] = None, seed: Optional[int] = None,
     config_file: Optional[str] = None, sets: Sequence[str] = (),
 ) -> RunConfig:
-    """Defaults, then the task's recommended settings, then the YAML file, then
-    ``--task/--rule/--seed``, then ``--set`` items."""
+    """Defaults, then the task's recommended settings (and those for the chosen rule), then
+    the YAML file, then ``--task/--rule/--seed``, then ``--set`` items."""
     cfg = RunConfig()
     file_data = load_yaml(config_file) if config_file else {}
     sets_parsed = parse_sets(sets)
@@ -292,16 +292,19 @@ def build_config(
         name = file_task
     if task is not None:
         name = task
+    rule_name = rule if rule is not None else file_data.get("rule", cfg.rule)
     for k, v in sets_parsed:
         if k in ("task", "task.name"):
             name = v
+        if k == "rule":
+            rule_name = v
     import tasks as _tasks
 
     try:
-        recommended = _tasks.get_task_class(str(name)).recommended
+        task_cls = _tasks.get_task_class(str(name))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    for k, v in recommended.items():
+    for k, v in {**task_cls.recommended, **task_cls.recommended_for_rule.get(str(rule_name), {})}.items():
         set_key(cfg, k, v)
     if file_data:
         apply_mapping(cfg, file_data)

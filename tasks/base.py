@@ -83,6 +83,8 @@ class Task:
     #: config defaults this task recommends (dotted keys, e.g. {"network.n_rec": 200});
     #: applied before the YAML file and --set, so users can still override them
     recommended: ClassVar[Dict[str, Any]] = {}
+    #: extra recommendations for one rule, e.g. {"bptt": {"surrogate.peak": 0.1}}
+    recommended_for_rule: ClassVar[Dict[str, Dict[str, Any]]] = {}
 
     def __init__(self, params: Optional[Any] = None, dt_ms: float = 1.0) -> None:
         self.params = params if params is not None else self.Params()

@@ -195,3 +195,12 @@ def test_cli_train_json_and_errors(tmp_path, tiny_sets):
     assert res.exit_code == 0 and json.loads(res.stdout)["trials"] == 8
     res = runner.invoke(main, ["tasks"])
     assert res.exit_code == 0 and "add" in res.output and "copy" in res.output
+
+
+def test_task_recommendations_per_rule_and_user_override():
+    bptt = build_config("evidence", rule="bptt")
+    eprop = build_config("evidence", rule="eprop-random")
+    assert bptt.surrogate.peak == 0.1 and eprop.surrogate.peak == 0.3
+    assert bptt.network.n_rec == 100 and bptt.train.batch_size == 32  # the task's general recommendations
+    assert build_config("evidence", rule="bptt", sets=["surrogate.peak=0.2"]).surrogate.peak == 0.2
+    assert build_config("evidence", sets=["rule=bptt"]).surrogate.peak == 0.1
