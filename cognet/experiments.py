@@ -237,23 +237,9 @@ class SurrogateScale(Experiment):
                         head, verdict, {"spread_across_shapes": a, "spread_across_scales": b})
 
     def plot(self, rows, an, path):
-        plt = _plt()
-        tasks_ = list(dict.fromkeys(r["task"] for r in rows))
-        fig, axs = plt.subplots(1, len(tasks_), figsize=(5.5 * len(tasks_), 4), squeeze=False)
-        for ax, task in zip(axs[0], tasks_):
-            for sh in dict.fromkeys(g["shape"] for g in an.table):
-                gs = [g for g in an.table if g["shape"] == sh and g["task"] == task]
-                ax.errorbar([g["scale"] for g in gs], [g["accuracy_mean"] for g in gs],
-                            yerr=[g["accuracy_std"] for g in gs], marker="o", capsize=3, label=sh)
-            ax.axhline(_chance(rows, task), color="gray", ls=":", label="chance")
-            _log_ticks(ax, [g["scale"] for g in an.table])
-            ax.set_xlabel("surrogate scale factor (x default)")
-            ax.set_ylabel(_metric_label(rows))
-            ax.set_title(f"{task}: shape vs scale")
-            ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=120, format="png")
-        plt.close(fig)
+        shapes = list(dict.fromkeys(g["shape"] for g in an.table))
+        _line_panels(rows, an.table, "shape", {sh: sh for sh in shapes}, "scale",
+                     "surrogate scale factor (x default)", "shape vs scale", path)
 
 
 class ResetGradient(Experiment):
@@ -301,25 +287,35 @@ class ResetGradient(Experiment):
                         {"paired_difference": d, "se": se, "kept": k, "detached": dt})
 
     def plot(self, rows, an, path):
-        plt = _plt()
-        tasks_ = list(dict.fromkeys(r["task"] for r in rows))
-        fig, axs = plt.subplots(1, len(tasks_), figsize=(5.5 * len(tasks_), 4), squeeze=False)
-        for ax, task in zip(axs[0], tasks_):
-            for rg, label in (("kept", "gradient through reset"), ("detached", "reset detached")):
-                gs = [g for g in an.table if g["reset_gradient"] == rg and g["task"] == task]
-                ax.errorbar([g["lr"] for g in gs], [g["accuracy_mean"] for g in gs],
-                            yerr=[g["accuracy_std"] for g in gs], marker="o", capsize=3, label=label)
-                pts = [r for r in rows if r["reset_gradient"] == rg and r["task"] == task]
-                ax.scatter([r["lr"] for r in pts], [r["accuracy"] for r in pts], s=8, alpha=0.4)
-            ax.axhline(_chance(rows, task), color="gray", ls=":", label="chance")
-            _log_ticks(ax, [g["lr"] for g in an.table])
-            ax.set_xlabel("Adam learning rate")
-            ax.set_ylabel(_metric_label(rows))
-            ax.set_title(f"{task}: reset gradient vs learning rate")
-            ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=120, format="png")
-        plt.close(fig)
+        _line_panels(rows, an.table, "reset_gradient",
+                     {"kept": "gradient through reset", "detached": "reset detached"}, "lr",
+                     "Adam learning rate", "reset gradient vs learning rate", path, points=True)
+
+
+def _line_panels(rows, table, series_key: str, labels: Mapping[Any, str], x_key: str, xlabel: str,
+                 title: str, path: Path, points: bool = False) -> None:
+    """One panel per task: accuracy (mean +- sd over seeds) against ``x_key`` (log axis), one
+    line per value of ``series_key``; with ``points`` the single runs are shown too."""
+    plt = _plt()
+    tasks_ = list(dict.fromkeys(r["task"] for r in rows))
+    fig, axs = plt.subplots(1, len(tasks_), figsize=(5.5 * len(tasks_), 4), squeeze=False)
+    for ax, task in zip(axs[0], tasks_):
+        for value, label in labels.items():
+            gs = [g for g in table if g[series_key] == value and g["task"] == task]
+            ax.errorbar([g[x_key] for g in gs], [g["accuracy_mean"] for g in gs],
+                        yerr=[g["accuracy_std"] for g in gs], marker="o", capsize=3, label=label)
+            if points:
+                pts = [r for r in rows if r[series_key] == value and r["task"] == task]
+                ax.scatter([r[x_key] for r in pts], [r["accuracy"] for r in pts], s=8, alpha=0.4)
+        ax.axhline(_chance(rows, task), color="gray", ls=":", label="chance")
+        _log_ticks(ax, [g[x_key] for g in table])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(_metric_label(rows))
+        ax.set_title(f"{task}: {title}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, format="png")
+    plt.close(fig)
 
 
 def _bar_plot(rows, groups: Sequence[str], key: str, labels: Mapping[Any, str], title: str, path: Path) -> None:
