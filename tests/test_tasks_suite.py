@@ -419,3 +419,33 @@ def test_python_m_task_script_trains(tmp_path):
     summary = json.loads(r.stdout)
     assert summary["task"] == "store-recall" and summary["iterations"] == 4 and summary["n_rec"] == 12
     assert (tmp_path / "run" / "model.safetensors").exists()
+
+
+# -- task recommendations ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ALL)
+def test_recommended_settings_are_valid_config_keys(name):
+    from cognet.config import build_config
+
+    cls = tasks.get_task_class(name)
+    for rule in ("bptt", "eprop-random"):
+        cfg = build_config(name, rule=rule)  # raises ConfigError on a misspelt key or bad value
+        rec = {**cls.recommended, **cls.recommended_for_rule.get(rule, {})}
+        for key, value in rec.items():
+            section, field_name = key.split(".")
+            assert getattr(getattr(cfg, section), field_name) == value, key
+
+
+def test_recommendations_yield_to_the_config_file_and_set(tmp_path):
+    from cognet.config import build_config
+
+    cfg = build_config("dup-rev")
+    assert (cfg.network.n_rec, cfg.network.beta, cfg.train.iterations) == (512, 1.0, 5000)
+    f = tmp_path / "c.yaml"
+    f.write_text("network:\n  n_rec: 64\n")
+    cfg = build_config("dup-rev", config_file=str(f), sets=["network.beta=0.5"])
+    assert (cfg.network.n_rec, cfg.network.beta, cfg.train.iterations) == (64, 0.5, 5000)
+    assert build_config("add").network.n_rec == 100  # another task keeps the defaults
+    # a rule-specific recommendation applies to that rule only
+    assert build_config("evidence", rule="bptt").surrogate.peak == 0.1
+    assert build_config("evidence", rule="eprop-random").surrogate.peak == 0.3
