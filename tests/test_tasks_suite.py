@@ -440,11 +440,11 @@ def test_recommendations_yield_to_the_config_file_and_set(tmp_path):
     from cognet.config import build_config
 
     cfg = build_config("dup-rev")
-    assert (cfg.network.n_rec, cfg.network.beta, cfg.train.iterations) == (512, 1.0, 10000)
+    assert (cfg.network.n_rec, cfg.network.beta, cfg.train.iterations) == (512, 1.0, 20000)
     f = tmp_path / "c.yaml"
     f.write_text("network:\n  n_rec: 64\n")
     cfg = build_config("dup-rev", config_file=str(f), sets=["network.beta=0.5"])
-    assert (cfg.network.n_rec, cfg.network.beta, cfg.train.iterations) == (64, 0.5, 10000)
+    assert (cfg.network.n_rec, cfg.network.beta, cfg.train.iterations) == (64, 0.5, 20000)
     assert build_config("add").network.n_rec == 100  # another task keeps the defaults
     # a rule-specific recommendation applies to that rule only
     assert build_config("evidence", rule="bptt").surrogate.peak == 0.1
