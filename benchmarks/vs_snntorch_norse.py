@@ -65,8 +65,18 @@ TAU_MEM_MS = 20.0
 WINDOW = 10
 
 
-def _readout_loss(z_last: torch.Tensor, readout: torch.nn.Linear, z_all_mean: torch.Tensor) -> torch.Tensor:
-    return readout(z_last.mean(0)).pow(2).mean() + z_all_mean
+def _readout_loss(z: torch.Tensor, readout: torch.nn.Linear) -> torch.Tensor:
+    """The loss cognet's own readout computes: squared readout of the last WINDOW steps' mean
+    spikes, plus the mean spike count."""
+    return readout(z[-WINDOW:].mean(0)).pow(2).mean() + z.mean()
+
+
+def _update(opt: torch.optim.Optimizer, loss: torch.Tensor, z: torch.Tensor) -> float:
+    """Backward and Adam step; returns the spike probability per neuron and step."""
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(z.detach().mean())
 
 
 def cognet_step(n: int, n_in: int, T: int, adaptive: bool, g: torch.Generator) -> Callable[[torch.Tensor], float]:
@@ -78,11 +88,7 @@ def cognet_step(n: int, n_in: int, T: int, adaptive: bool, g: torch.Generator) -
 
     def step(x: torch.Tensor) -> float:
         out = net(x, windows)
-        loss = out.logits.pow(2).mean() + out.z.mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return float(out.z.detach().mean())
+        return _update(opt, out.logits.pow(2).mean() + out.z.mean(), out.z)
     return step
 
 
@@ -105,11 +111,7 @@ def snntorch_step(n: int, n_in: int, T: int) -> Callable[[torch.Tensor], float]:
             spk, mem = lif(cur[t], spk, mem)
             zs.append(spk)
         z = torch.stack(zs)
-        loss = _readout_loss(z[-WINDOW:], readout, z.mean())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return float(z.detach().mean())
+        return _update(opt, _readout_loss(z, readout), z)
     return step
 
 
@@ -140,11 +142,7 @@ def norse_step(n: int, n_in: int, T: int, adaptive: bool, x: torch.Tensor,
 
     def step(x: torch.Tensor) -> float:
         z, _ = rnn(x)
-        loss = _readout_loss(z[-WINDOW:], readout, z.mean())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return float(z.detach().mean())
+        return _update(opt, _readout_loss(z, readout), z)
     return step
 
 
