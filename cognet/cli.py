@@ -81,11 +81,17 @@ def rules_cmd() -> None:
         click.echo(f"{name:<{width}}  {rules.RULES[name].summary}")
 
 
+def _ci(s: Dict[str, Any]) -> str:
+    """' (95 % CI lo-hi)' for a result carrying ``sequence_accuracy_ci95`` (older runs don't)."""
+    ci = s.get("sequence_accuracy_ci95")
+    return f" (95 % CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
+
+
 def _summary_lines(s: Dict[str, Any], out: Optional[Path]) -> list:
     lines = [
         f"task {s['task']}  rule {s['rule']}  seed {s['seed']}  ({s['n_rec']} neurons)",
         f"held-out ({s['eval_trials']} trials): bit accuracy {s['bit_accuracy']:.3f}, "
-        f"sequence accuracy {s['sequence_accuracy']:.3f}  (chance {s['chance']['bit_accuracy']:.3f} / "
+        f"sequence accuracy {s['sequence_accuracy']:.3f}{_ci(s)}  (chance {s['chance']['bit_accuracy']:.3f} / "
         f"{s['chance']['sequence_accuracy']:.3f})",
         f"firing: mean rate {s['mean_rate_hz']:.2f} Hz, silent neurons {100 * s['silent_fraction']:.1f}%",
         f"{s['iterations']} iterations in {s['wall_s']:.1f} s" + (" (early stop)" if s.get("stopped_early") else ""),
@@ -145,7 +151,7 @@ def eval_cmd(run_dir, trials, seed, as_json) -> None:
     res.pop("rates_hz", None)
     emit(res, as_json, [
         f"{res['task']} / {res['rule']} seed {res['seed']}: {trials} held-out trials (seed {res['eval_seed']})",
-        f"bit accuracy {res['bit_accuracy']:.3f}, sequence accuracy {res['sequence_accuracy']:.3f}, "
+        f"bit accuracy {res['bit_accuracy']:.3f}, sequence accuracy {res['sequence_accuracy']:.3f}{_ci(res)}, "
         f"mean rate {res['mean_rate_hz']:.2f} Hz, silent {100 * res['silent_fraction']:.1f}%",
     ])
 

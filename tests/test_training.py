@@ -90,6 +90,9 @@ def test_run_directory_contents(tmp_path, tiny_sets):
     # the saved model reproduces the trainer's test scores
     again = eval_run(out, trials=cfg.train.eval_trials)
     assert again["bit_accuracy"] == pytest.approx(s["bit_accuracy"])
+    lo, hi = summary["sequence_accuracy_ci95"]
+    assert lo <= summary["sequence_accuracy"] <= hi and hi - lo > 0
+    assert again["sequence_accuracy_ci95"] == pytest.approx([lo, hi])
     net, cfg2 = load_model(out / "model.safetensors")
     assert cfg2.to_dict() == RunConfig.from_dict(cfg.resolved_dict()).to_dict()
     # a finished run is not retrained
@@ -204,3 +207,16 @@ def test_task_recommendations_per_rule_and_user_override():
     assert bptt.network.n_rec == 100 and bptt.train.batch_size == 32  # the task's general recommendations
     assert build_config("evidence", rule="bptt", sets=["surrogate.peak=0.2"]).surrogate.peak == 0.2
     assert build_config("evidence", sets=["rule=bptt"]).surrogate.peak == 0.1
+
+
+def test_proportion_ci95_is_the_wilson_interval():
+    from cognet.train import proportion_ci95
+
+    # Wilson score interval, z = 1.96: 50 of 100 -> 0.5 +- 0.0962; 0 of 10 -> [0, 0.2775]
+    assert proportion_ci95(50, 100) == pytest.approx((0.4038, 0.5962), abs=1e-4)
+    assert proportion_ci95(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    # 0.90 on 256 trials is known to about +-0.04; on 9x the trials about 3x more narrowly
+    lo, hi = proportion_ci95(230, 256)
+    assert 0.85 < lo < 0.86 and 0.92 < hi < 0.93
+    lo2, hi2 = proportion_ci95(2074, 2304)
+    assert 0.3 < (hi2 - lo2) / (hi - lo) < 0.36
