@@ -94,7 +94,8 @@ def _summary_lines(s: Dict[str, Any], out: Optional[Path]) -> list:
         f"sequence accuracy {s['sequence_accuracy']:.3f}{_ci(s)}  (chance {s['chance']['bit_accuracy']:.3f} / "
         f"{s['chance']['sequence_accuracy']:.3f})",
         f"firing: mean rate {s['mean_rate_hz']:.2f} Hz, silent neurons {100 * s['silent_fraction']:.1f}%",
-        f"{s['iterations']} iterations in {s['wall_s']:.1f} s" + (" (early stop)" if s.get("stopped_early") else ""),
+        f"{s['iterations']} iterations in {s['wall_s']:.1f} s" + (" (early stop)" if s.get("stopped_early") else "")
+        + (f"; model: best validation score, at iteration {s['best_iteration']}" if "best_iteration" in s else ""),
     ]
     if s.get("resumed") == "already complete":
         lines.insert(0, "run already complete; reporting its summary (use --restart to train again)")

@@ -78,6 +78,7 @@ class TrainConfig:
     eval_every: int = 100  # iterations between held-out evaluations
     eval_trials: int = 256  # held-out trials per evaluation
     target_accuracy: float = 0.98  # early stop when the task's stop metric reaches this on held-out data
+    keep_best: bool = False  # end with the weights that scored best on the validation trials (not the last ones)
     threads: int = 1  # torch intra-op threads (1 is fastest and stable for these small networks)
     dtype: str = "float32"  # float32 | float64
     device: str = "cpu"  # cpu | cuda | auto

@@ -16,6 +16,13 @@ streams for the initial weights and neuron parameters, the training batches, the
 validation trials (early stopping), the learning rule, and the test trials that
 ``summary.json`` reports. Validation and test trials come from their own streams, never
 seen in training, and the test trials are never used for any decision.
+
+Model selection: by default the run ends with its last weights. With ``train.keep_best``
+it ends with the weights of the evaluation that scored best on the validation trials (the
+task's stop metric, ties broken by bit accuracy, the earlier evaluation winning a full tie);
+``summary.json`` then names that ``best_iteration``. The best weights are part of the
+checkpoint, so a resumed run selects from its whole history. The test trials still only
+score the selected model.
 """
 
 from __future__ import annotations
@@ -166,6 +173,10 @@ class Trainer:
         self.wall_before = 0.0  # training seconds spent before a resume
         self.best = -1.0
         self.stopped_early = False
+        # train.keep_best: the weights, score key and iteration of the best validation score
+        self.best_state: Optional[Dict[str, torch.Tensor]] = None
+        self.best_key: Tuple[float, float] = (-1.0, -1.0)
+        self.best_iteration = 0
 
     # -- checkpoints -------------------------------------------------------------------------
     def _checkpoint_path(self) -> Optional[Path]:
@@ -187,12 +198,18 @@ class Trainer:
         tensors["rng.train"] = self.g_train.get_state()
         for k, v in self.rule.state_tensors().items():
             tensors[f"rule.{k}"] = v
+        if self.best_state is not None:
+            for k, v in self.best_state.items():
+                tensors[f"best.{k}"] = v
         meta = {
             "format": CHECKPOINT_FORMAT, "iteration": str(self.iteration), "wall_s": repr(wall),
             "best": repr(self.best), "config_hash": config_hash(self.cfg),
             "param_groups": json.dumps(opt_state["param_groups"]), "optim_scalars": json.dumps(scalars),
             "sched": json.dumps(self.sched.state_dict()),
         }
+        if self.best_state is not None:
+            meta["best_key"] = json.dumps(list(self.best_key))
+            meta["best_iteration"] = str(self.best_iteration)
         save_tensors(path, tensors, meta)
 
     def load_checkpoint(self) -> bool:
@@ -225,9 +242,27 @@ class Trainer:
             self.iteration = int(meta["iteration"])
             self.wall_before = float(meta["wall_s"])
             self.best = float(meta["best"])
+            if self.cfg.train.keep_best and "best_key" in meta:
+                self.best_state = {k: tensors[f"best.{k}"].to(self.device) for k, _ in self.net.named_parameters()}
+                key = json.loads(meta["best_key"])
+                self.best_key = (float(key[0]), float(key[1]))
+                self.best_iteration = int(meta["best_iteration"])
         except (KeyError, ValueError, RuntimeError) as exc:
             raise CorruptFileError(f"{path} is incomplete or inconsistent ({exc}); delete it or pass --restart") from None
         return True
+
+    # -- model selection (train.keep_best) -----------------------------------------------------
+    def _remember_if_best(self, ev: Dict[str, Any], metric: str) -> None:
+        key = (float(ev[metric]), float(ev["bit_accuracy"]))
+        if key > self.best_key:
+            self.best_key = key
+            self.best_iteration = self.iteration
+            self.best_state = {k: p.detach().clone() for k, p in self.net.named_parameters()}
+
+    def _load_params(self, state: Dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for k, p in self.net.named_parameters():
+                p.copy_(state[k])
 
     # -- the loop ------------------------------------------------------------------------------
     def _log(self, record: Dict[str, Any]) -> None:
@@ -308,6 +343,8 @@ class Trainer:
                 if self.iteration % tc.eval_every == 0 or self.iteration == tc.iterations:
                     ev = self.evaluate()
                     self.best = max(self.best, ev[metric])
+                    if tc.keep_best:
+                        self._remember_if_best(ev, metric)
                     self._log({"iteration": self.iteration, "eval": True,
                                **{k: v for k, v in ev.items() if k != "rates_hz"}})
                     if bar is not None:
@@ -322,6 +359,12 @@ class Trainer:
             if bar is not None:
                 bar.close()
         train_wall = self.wall_before + time.perf_counter() - t0
+        last_state = None
+        if tc.keep_best and self.best_state is not None:
+            # the checkpoint keeps the last weights (a resumed run must go on from them);
+            # the model and the test score are those of the selected weights
+            last_state = {k: p.detach().clone() for k, p in self.net.named_parameters()}
+            self._load_params(self.best_state)
         final = self.evaluate(stream="test")
         summary = {
             "task": cfg.task, "rule": cfg.rule, "seed": cfg.seed,
@@ -333,8 +376,13 @@ class Trainer:
             "n_in": self.net.n_in, "resumed_from_iteration": resumed_from or None,
             "peak_rss_mb": peak_rss_mb(),
         }
+        if tc.keep_best:
+            summary["best_iteration"] = self.best_iteration if self.best_state is not None else self.iteration
         if self.out:
             save_model(self.out / "model.safetensors", self.net, cfg, extra={"seeds": self.seeds})
+        if last_state is not None:
+            self._load_params(last_state)
+        if self.out:
             self.save_checkpoint(train_wall)
             write_json(self.out / "summary.json", {**summary, "rates_hz": final["rates_hz"]})
         return summary

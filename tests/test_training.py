@@ -220,3 +220,60 @@ def test_proportion_ci95_is_the_wilson_interval():
     assert 0.85 < lo < 0.86 and 0.92 < hi < 0.93
     lo2, hi2 = proportion_ci95(2074, 2304)
     assert 0.3 < (hi2 - lo2) / (hi - lo) < 0.36
+
+
+def test_keep_best_ends_with_the_best_validation_weights(tmp_path, tiny_sets):
+    from cognet.train import derive_seeds, evaluate
+    import tasks
+
+    sets = tiny_sets + ["train.iterations=12", "train.eval_every=1", "train.lr=0.05", "train.keep_best=true"]
+    cfg = build_config("add", sets=sets)
+    out = tmp_path / "best"
+    s = train(cfg, out, progress=False)
+    evals = [r for r in read_jsonl(out / "metrics.jsonl") if r.get("eval")]
+    # the selected evaluation: best sequence accuracy, then best bit accuracy, earliest on a tie
+    best = max(evals, key=lambda r: (r["sequence_accuracy"], r["bit_accuracy"], -r["iteration"]))
+    assert s["best_iteration"] == best["iteration"] and s["iterations"] == 12
+    assert best["iteration"] < 12  # this setting's last weights are not the best (else the test proves little)
+    net, _ = load_model(out / "model.safetensors")
+    task = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms)
+    again = evaluate(net, task, 16, derive_seeds(cfg.seed)["eval"], split="eval")
+    assert again["sequence_accuracy"] == best["sequence_accuracy"]
+    assert again["bit_accuracy"] == pytest.approx(best["bit_accuracy"], abs=1e-9)
+    # the checkpoint goes on from the last weights, not the selected ones
+    ck, _ = load_tensors(out / "checkpoint.safetensors")
+    assert any(not torch.equal(ck[f"model.{k}"], v) for k, v in net.named_parameters())
+    # without keep_best the same training ends with the last weights
+    last = tmp_path / "last"
+    s_last = train(build_config("add", sets=sets[:-1]), last, progress=False)
+    assert "best_iteration" not in s_last
+    net_last, _ = load_model(last / "model.safetensors")
+    ck_last, _ = load_tensors(last / "checkpoint.safetensors")
+    assert all(torch.equal(ck_last[f"model.{k}"], v) for k, v in net_last.named_parameters())
+    assert all(torch.equal(ck[f"model.{k}"], v) for k, v in net_last.named_parameters())
+
+
+def test_keep_best_survives_a_kill(tmp_path, tiny_sets):
+    sets = tiny_sets + ["train.iterations=12", "train.eval_every=1", "train.lr=0.05", "train.keep_best=true"]
+    cfg = build_config("add", sets=sets)
+    full = tmp_path / "full"
+    s_full = train(cfg, full, progress=False)
+    assert s_full["best_iteration"] < 10  # so the resumed run must take it from the checkpoint
+    part = tmp_path / "part"
+    t = Trainer(cfg, part, progress=False)
+    step = t.rule.step
+
+    def killed(batch):
+        if t.iteration == 10:
+            raise KeyboardInterrupt
+        return step(batch)
+
+    t.rule.step = killed
+    with pytest.raises(KeyboardInterrupt):
+        t.run()
+    s = train(cfg, part, progress=False)
+    assert s["resumed_from_iteration"] == 10 and s["best_iteration"] == s_full["best_iteration"]
+    a, _ = load_model(full / "model.safetensors")
+    b, _ = load_model(part / "model.safetensors")
+    for (k, v), (_, w) in zip(a.named_parameters(), b.named_parameters()):
+        assert torch.equal(v, w), k
