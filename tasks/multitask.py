@@ -71,6 +71,7 @@ import torch
 from cognet.encoding import bits_of
 
 from .base import EncodingParams, Task, bit_channels
+from .bitstrings import STRING_MEMORY
 from .common import check_choice, check_int
 
 _M64 = (1 << 64) - 1
@@ -102,10 +103,8 @@ class DupRevTask(Task):
     summary = "Salaj et al. 2021 multitask: a cue shown once says duplicate or reverse a string of L symbols"
     Params = DupRevParams
     # measured (see the module docstring): strong, fast adaptation and a large network help most
-    recommended = {"network.n_rec": 512, "network.alif_fraction": 0.8, "network.beta": 1.0,
-                   "network.tau_adapt_ms": 10.0, "network.tau_adapt_max_ms": 200.0,
-                   "train.rate_reg": 0.1, "train.rate_target_hz": 15.0, "train.lr": 0.005,
-                   "train.keep_best": True, "train.iterations": 20000}
+    recommended = {**STRING_MEMORY, "network.n_rec": 512, "train.rate_reg": 0.1, "train.rate_target_hz": 15.0,
+                   "train.lr": 0.005, "train.iterations": 20000}
     TASK_NAMES = ("duplicate", "reverse")
 
     def validate(self) -> None:
