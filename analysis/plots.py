@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from cognet.io import atomic_write
+from cognet.training.io import atomic_write
 
 DPI = 100
 

@@ -8,7 +8,7 @@ import html
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
-from cognet.io import atomic_write
+from cognet.training.io import atomic_write
 
 
 def _fmt(v: Any, digits: int = 3) -> str:

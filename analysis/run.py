@@ -1,7 +1,7 @@
 """``analyze_run``: firing-regime statistics, figures and a report for one run directory.
 
 Reads (or, for torch, creates) the spike record ``DIR/spikes-<source>.safetensors`` of
-held-out trials (:mod:`cognet.records`) and writes into ``DIR/analysis-<source>/``::
+held-out trials (:mod:`cognet.training.records`) and writes into ``DIR/analysis-<source>/``::
 
     analysis.json   all statistics (see analysis.stats), per-neuron arrays included
     raster.png      one trial: input, recurrent and readout activity with the target
@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from cognet.io import read_json, read_jsonl, write_json
+from cognet.training.io import read_json, read_jsonl, write_json
 
 from . import plots
 from .report import write_report
@@ -33,7 +33,7 @@ def record_path(run_dir: Path, source: str) -> Path:
 
 
 def _load_model(run_dir: Path):
-    from cognet.model import load_model
+    from cognet.training.model import load_model
 
     path = Path(run_dir) / "model.safetensors"
     if not path.exists():
@@ -46,7 +46,7 @@ def _load_model(run_dir: Path):
 def get_record(run_dir: Path, source: str = "torch", trials: Optional[int] = None, net=None, cfg=None):
     """Load the spike record of ``source``; for torch, create it (held-out test seed) if missing
     or if it holds fewer than ``trials`` trials. Returns ``(record, created)``."""
-    from cognet.records import load_record, record_torch, save_record
+    from cognet.training.records import load_record, record_torch, save_record
 
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
@@ -64,7 +64,7 @@ def get_record(run_dir: Path, source: str = "torch", trials: Optional[int] = Non
         raise FileNotFoundError(f"{run_dir} holds no trained model (model.safetensors missing); "
                                 f"train it first with `cognet train --out {run_dir}`")
     import tasks
-    from cognet.train import derive_seeds
+    from cognet.training.trainer import derive_seeds
 
     task = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms)
     rec = record_torch(net, task, trials or DEFAULT_TRIALS, derive_seeds(cfg.seed)["test"])

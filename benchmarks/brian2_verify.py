@@ -1,6 +1,6 @@
 """Benchmark: verify 256 held-out trials of a 128-neuron network (500 ms each) in Brian2.
 
-Prints the wall time of ``cognet.verify.verify_run`` (torch record, Brian2 build and run,
+Prints the wall time of ``cognet.brian.replay.verify_run`` (torch record, Brian2 build and run,
 readout, comparison, files) per code generation target, in separate processes so that
 each one pays the Brian2 import and build as a user would. Run twice for warm caches::
 
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from cognet.verify import verify_run
+from cognet.brian.replay import verify_run
 r = verify_run(sys.argv[1], trials=int(sys.argv[2]), target=None if sys.argv[3] == "auto" else sys.argv[3], write=True)
 wall = time.perf_counter() - t0
 print(json.dumps({"total_s": wall, "brian2_wall_s": r["brian2"]["wall_s"], "build_s": r["brian2"]["build_s"],
@@ -41,8 +41,8 @@ def ensure_run(run_dir: Path) -> None:
     if (run_dir / "model.safetensors").exists():
         return
     sys.path.insert(0, str(ROOT))
-    from cognet.config import build_config
-    from cognet.train import train
+    from cognet.training.config import build_config
+    from cognet.training.trainer import train
 
     cfg = build_config(task="copy", sets=["network.n_rec=128", "task.n_bits=10", "task.step_ms=25",
                                           "train.iterations=40", "train.eval_every=40", "train.eval_trials=64"])
@@ -55,7 +55,7 @@ def main() -> None:
     ap.add_argument("--run-dir", default="/tmp/cognet-bench-brian2")
     ap.add_argument("--trials", type=int, default=256)
     ap.add_argument("--targets", default="auto,numpy,cython,cpp_standalone",
-                    help="comma-separated; auto = the default choice of cognet.brian2_bridge.resolve_target")
+                    help="comma-separated; auto = the default choice of cognet.brian.bridge.resolve_target")
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
     run_dir = Path(args.run_dir)

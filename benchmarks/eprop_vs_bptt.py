@@ -49,9 +49,9 @@ def _worker(rule: str, n: int, T: int, batch: int, iters: int, threads: int) -> 
     import torch
 
     torch.set_num_threads(threads)
-    from cognet.config import EpropConfig
-    from cognet.network import RSNN
-    from cognet.params import NeuronParams
+    from rules.eprop import EpropConfig
+    from cognet.core.network import RSNN
+    from cognet.core.params import NeuronParams
     from rules.bptt import BPTT
     from rules.eprop import EpropSymmetric
     from tasks.base import Batch, Task

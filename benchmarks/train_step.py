@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from cognet.network import RSNN
-from cognet.params import NeuronParams
+from cognet.core.network import RSNN
+from cognet.core.params import NeuronParams
 
 
 def time_iteration(n: int, T: int, batch: int, n_in: int, repeats: int) -> float:

@@ -16,7 +16,7 @@ The networks, as each library's users would write them:
 
 * LIF. cognet: ``RSNN`` with beta = 0 (no adaptation) and no refractory period (the
   others have none); all inputs projected in one matmul, the step loop in
-  :func:`cognet.functional.simulate`. snnTorch: ``nn.Linear`` over the whole input
+  :func:`cognet.core.functional.simulate`. snnTorch: ``nn.Linear`` over the whole input
   sequence, then ``snn.RLeaky`` (all-to-all recurrent ``nn.Linear``, subtractive reset,
   fast-sigmoid surrogate) in a Python loop over steps. Norse: ``LIFRecurrent`` (its own
   loop; input and recurrent weights applied per step). Norse's LIF is current-based (a
@@ -58,8 +58,8 @@ from typing import Callable, Dict, List
 
 import torch
 
-from cognet.network import RSNN
-from cognet.params import NeuronParams
+from cognet.core.network import RSNN
+from cognet.core.params import NeuronParams
 
 TAU_MEM_MS = 20.0
 WINDOW = 10

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Dict, NamedTuple, Optional
 
 import torch
 
-from cognet.network import RSNN
+from cognet.core.network import RSNN
 
 
 class StepResult(NamedTuple):
@@ -59,7 +59,7 @@ class LearningRule:
 
     @classmethod
     def from_config(cls, net: RSNN, task: Any, run_cfg: Any, generator: Optional[torch.Generator] = None) -> "LearningRule":
-        """Build the rule from a whole :class:`cognet.config.RunConfig` (rules with a config
+        """Build the rule from a whole :class:`cognet.training.config.RunConfig` (rules with a config
         section of their own override this; the default passes ``run_cfg.train``)."""
         return cls(net, task, run_cfg.train, generator)
 

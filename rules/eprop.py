@@ -4,7 +4,7 @@ The network runs forward in time under ``torch.no_grad()``; no autograd graph ov
 built and no per-step history is kept beyond one chunk, so memory does not grow with the
 sequence length T.
 
-Dynamics (see :mod:`cognet.functional`; the forward is ``alif_step`` itself)::
+Dynamics (see :mod:`cognet.core.functional`; the forward is ``alif_step`` itself)::
 
     v_j[t] = alpha_t v_j[t-1] + sum_i W_in_ji x_i[t] + sum_i W_rec_ji z_i[t-1] - (reset)
              alpha_t = alpha_j               reset = "subtract"
@@ -84,8 +84,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cognet.functional import alif_step, initial_state
-from cognet.network import RSNN
+from cognet.core.errors import ConfigError
+from cognet.core.functional import alif_step, initial_state
+from cognet.core.network import RSNN
 
 from .base import LearningRule, StepResult, rate_penalty, rate_penalty_grad
 
@@ -432,6 +433,24 @@ def trace_history(net: RSNN, x: torch.Tensor, filtered_kappa: Optional[float] = 
     return {k: torch.stack(v) for k, v in hist.items()}
 
 
+@dataclass
+class EpropConfig:
+    """Options of the e-prop rules (config section ``eprop``); ignored by the other rules."""
+
+    filtered: bool = True  # readout-filtered eligibility traces (exact e-prop); False = cheaper approximation
+    feedback_std: float = 1.0  # eprop-random: fixed B ~ N(0, feedback_std^2) (e-prop tutorial: std 1)
+    adaptive_decay: float = 0.01  # eprop-adaptive: W_out and B shrink by this fraction each iteration
+    chunk_steps: int = 64  # time steps per chunk of the online computation (memory ~ chunk_steps, not T)
+
+    def validate(self) -> None:
+        for k in ("feedback_std", "chunk_steps"):
+            v = getattr(self, k)
+            if not (v > 0 and math.isfinite(v)):
+                raise ConfigError(f"eprop.{k} must be positive, got {v!r}")
+        if not 0 <= self.adaptive_decay < 1:
+            raise ConfigError(f"eprop.adaptive_decay must be in [0, 1), got {self.adaptive_decay}")
+
+
 # ---------------------------------------------------------------------------------------
 # the learning rules
 # ---------------------------------------------------------------------------------------
@@ -442,8 +461,6 @@ class _Eprop(LearningRule):
     def __init__(self, net: RSNN, task, train_cfg, generator: Optional[torch.Generator] = None, eprop_cfg=None) -> None:
         super().__init__(net, task, train_cfg, generator)
         if eprop_cfg is None:
-            from cognet.config import EpropConfig
-
             eprop_cfg = EpropConfig()
         eprop_cfg.validate()
         self.ecfg = eprop_cfg

@@ -11,8 +11,8 @@ Every task also runs as a script with the options of ``cognet train``::
 where ``<module>`` is the task name with dashes replaced by underscores (``copy``,
 ``reverse``, ``duplicate``, ``dup_rev`` for dup-rev, ``store_recall`` for store-recall,
 ``xor``, ``parity``, ``add``, ``subtract``, ``compare``, ``multiply``, ``count``). The
-task classes live in bitstrings.py, multitask.py, memory.py and arithmetic.py; the script
-modules only call :func:`tasks.script.run`.
+task classes live in bitstrings.py, multitask.py, memory.py, accumulation.py and arithmetic.py; the script
+modules only call :func:`cognet.cli.task_script.run`.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def get_task(name: str, overrides: Optional[Mapping[str, Any]] = None, dt_ms: fl
 
 from .arithmetic import AddTask, CompareTask, CountTask, MultiplyTask, SubtractTask  # noqa: E402
 from .bitstrings import CopyTask, DuplicateTask, ReverseTask  # noqa: E402
-from .evidence import EvidenceTask  # noqa: E402
+from .accumulation import EvidenceTask  # noqa: E402
 from .memory import ParityTask, StoreRecallTask, XorTask  # noqa: E402
 from .multitask import DupRevTask  # noqa: E402
 

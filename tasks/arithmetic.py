@@ -48,7 +48,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
-from cognet.encoding import bits_of, int_of
+from cognet.core.encoding import bits_of, int_of
 
 from .base import EncodingParams, StringThenAnswerTask, Task, bit_channels, random_bits
 from .common import chance_of_answers, check_choice, check_int, number_channels

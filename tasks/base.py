@@ -1,7 +1,7 @@
 """The Task interface: seeded batches of input spikes, targets and answer windows; scoring.
 
 Every task is a sequence of *symbol steps* of ``step_ms`` each. Inputs are rate-coded
-channels (:func:`cognet.encoding.rate_encode`). The network answers in *answer windows*:
+channels (:func:`cognet.core.encoding.rate_encode`). The network answers in *answer windows*:
 the last ``answer_fraction`` of an answer step, where the readout is averaged. Outputs are
 either ``bits`` (one sigmoid unit per output bit, binary cross-entropy) or ``classes``
 (softmax over symbols, cross-entropy).
@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from cognet.encoding import rate_encode
+from cognet.core.encoding import rate_encode
 
 
 @dataclass

@@ -2,6 +2,6 @@
 ``cognet train --task copy [options]`` (see ``--help``)."""
 
 if __name__ == "__main__":
-    from tasks.script import run
+    from cognet.cli.task_script import run
 
     run("copy")

@@ -68,7 +68,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
-from cognet.encoding import bits_of
+from cognet.core.encoding import bits_of
 
 from .base import EncodingParams, Task, bit_channels
 from .bitstrings import STRING_MEMORY

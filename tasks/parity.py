@@ -2,6 +2,6 @@
 ``cognet train --task parity [options]`` (see ``--help``)."""
 
 if __name__ == "__main__":
-    from tasks.script import run
+    from cognet.cli.task_script import run
 
     run("parity")

@@ -236,8 +236,8 @@ def test_plots_write_nonempty_pngs_of_expected_size(tmp_path):
 def tiny_run(tmp_path_factory):
     import torch
 
-    from cognet.config import build_config
-    from cognet.train import train
+    from cognet.training.config import build_config
+    from cognet.training.trainer import train
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("run") / "copy"
@@ -266,7 +266,7 @@ def test_analyze_run_writes_json_figures_and_report(tiny_run):
     assert "](raster.png)" in (out / "report.md").read_text()
     assert a["report"] == str(out / "report.html")
     # the rate in the record agrees with the spikes it holds
-    from cognet.records import load_record
+    from cognet.training.records import load_record
 
     rec = load_record(tiny_run / "spikes-torch.safetensors")
     assert data["rate_hz"]["mean"] == pytest.approx(float(rec.z.float().mean()) * 1000 / rec.dt_ms)
@@ -291,7 +291,7 @@ def test_analyze_brian2_without_verify_says_what_to_do(tiny_run):
 def test_cli_analyze_and_compare(tiny_run, tmp_path):
     from click.testing import CliRunner
 
-    from cognet.cli import main
+    from cognet.cli.main import main
 
     r = CliRunner().invoke(main, ["analyze", str(tiny_run), "--json", "--trials", "16", "--out", str(tmp_path / "a")])
     assert r.exit_code == 0, r.output

@@ -15,10 +15,10 @@ brian2 = pytest.importorskip("brian2")
 # brian2's equation parser calls a deprecated pyparsing API
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-from cognet import brian2_bridge as bb  # noqa: E402
-from cognet.functional import constants, simulate as torch_simulate  # noqa: E402
-from cognet.params import NeuronParams  # noqa: E402
-from cognet.surrogate import Surrogate  # noqa: E402
+from cognet.brian import bridge as bb  # noqa: E402
+from cognet.core.functional import constants, simulate as torch_simulate  # noqa: E402
+from cognet.core.params import NeuronParams  # noqa: E402
+from cognet.core.surrogate import Surrogate  # noqa: E402
 
 
 def hand_made(reset: str, seed: int = 0, n: int = 12, n_in: int = 6):
@@ -165,8 +165,8 @@ def test_default_target_is_cython_only_once_compiled(monkeypatch, tmp_path):
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     """A run directory holding an (untrained) 24-neuron copy network: model.safetensors."""
-    from cognet.config import build_config
-    from cognet.model import build_network, neuron_params, save_model
+    from cognet.training.config import build_config
+    from cognet.training.model import build_network, neuron_params, save_model
     import tasks
 
     cfg = build_config(task="copy", sets=["network.n_rec=24", "task.n_bits=3", "network.input_scale=4.0",
@@ -180,8 +180,8 @@ def small_run(tmp_path_factory):
 
 
 def test_verify_run_identical_and_writes_records(small_run):
-    from cognet.records import load_record
-    from cognet.verify import verify_run
+    from cognet.training.records import load_record
+    from cognet.brian.replay import verify_run
 
     res = verify_run(small_run, trials=12, target="numpy")
     assert res["identical_trial_fraction"] == 1.0 and res["spike_match_fraction"] == 1.0
@@ -199,8 +199,8 @@ def test_verify_run_identical_and_writes_records(small_run):
 
 
 def test_verify_run_finer_step(small_run):
-    from cognet.records import load_record
-    from cognet.verify import verify_run
+    from cognet.training.records import load_record
+    from cognet.brian.replay import verify_run
 
     res = verify_run(small_run, trials=6, dt_ms=0.5, target="numpy")
     assert res["dt_ms"] == 0.5 and res["train_dt_ms"] == 1.0
@@ -216,7 +216,7 @@ def test_verify_run_finer_step(small_run):
 def test_verify_cli(small_run):
     from click.testing import CliRunner
 
-    from cognet.cli import main
+    from cognet.cli.main import main
 
     r = CliRunner().invoke(main, ["verify", str(small_run), "--trials", "4", "--target", "numpy", "--json"])
     assert r.exit_code == 0, r.output

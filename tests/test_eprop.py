@@ -11,10 +11,11 @@ import torch
 
 import rules
 import tasks
-from cognet.config import EpropConfig, build_config
-from cognet.network import RSNN
-from cognet.params import NeuronParams
-from cognet.surrogate import Surrogate
+from cognet.training.config import build_config
+from rules.eprop import EpropConfig
+from cognet.core.network import RSNN
+from cognet.core.params import NeuronParams
+from cognet.core.surrogate import Surrogate
 from rules.base import rate_penalty
 from rules.bptt import BPTT
 from rules.eprop import EpropAdaptive, EpropRandom, EpropSymmetric, eprop_run, trace_history
@@ -278,7 +279,7 @@ def test_rules_registered_and_config_section():
         assert name in rules.RULES
     cfg = build_config(task="add", rule="eprop-random", sets=["eprop.filtered=false", "eprop.chunk_steps=16"])
     assert cfg.eprop.filtered is False and cfg.eprop.chunk_steps == 16
-    from cognet.config import ConfigError
+    from cognet.training.config import ConfigError
 
     with pytest.raises(ConfigError, match="eprop.chunk_steps"):
         build_config(task="add", sets=["eprop.chunk_steps=0"])
@@ -287,7 +288,7 @@ def test_rules_registered_and_config_section():
 def test_cli_train_eprop_writes_summary(tmp_path):
     from click.testing import CliRunner
 
-    from cognet.cli import main
+    from cognet.cli.main import main
 
     out = tmp_path / "run"
     r = CliRunner().invoke(main, ["train", "--task", "add", "--rule", "eprop-random", "--out", str(out), "--json",
@@ -298,7 +299,7 @@ def test_cli_train_eprop_writes_summary(tmp_path):
     assert s["rule"] == "eprop-random" and s["iterations"] == 4 and s["peak_rss_mb"] > 0
     assert 0.0 <= s["sequence_accuracy"] <= 1.0
     # resume/restart safety: the rule's feedback matrix is in the checkpoint
-    from cognet.io import load_tensors
+    from cognet.training.io import load_tensors
 
     tensors, _ = load_tensors(out / "checkpoint.safetensors")
     assert "rule.feedback" in tensors

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from cognet.functional import alif_step, constants, initial_state, simulate
-from cognet.params import NeuronParams
-from cognet.surrogate import Surrogate
+from cognet.core.functional import alif_step, constants, initial_state, simulate
+from cognet.core.params import NeuronParams
+from cognet.core.surrogate import Surrogate
 
 SUR = Surrogate()
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from cognet.functional import constants, simulate
-from cognet.params import NeuronParams
-from cognet.surrogate import SHAPES, Surrogate, leak_aware_factor
+from cognet.core.functional import constants, simulate
+from cognet.core.params import NeuronParams
+from cognet.core.surrogate import SHAPES, Surrogate, leak_aware_factor
 
 
 def formula(name, u):

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from cognet import sweep
-from cognet.config import ConfigError
-from cognet.experiments import (EXPERIMENTS, Analysis, Options, build_runs, check_learnt, paired_verdict)
-from cognet.train import config_hash
+from cognet.experiments import sweep
+from cognet.training.config import ConfigError
+from cognet.experiments.claims import (EXPERIMENTS, Analysis, Options, build_runs, check_learnt, paired_verdict)
+from cognet.training.trainer import config_hash
 
 TINY = ["network.n_rec=20", "train.iterations=10", "train.eval_every=10", "train.eval_trials=32",
         "train.checkpoint_every=5"]
@@ -87,7 +87,7 @@ def test_killed_run_resumes_from_checkpoint(tmp_path, monkeypatch):
 
 
 def test_diverged_run_is_recorded_and_not_retried(tmp_path, monkeypatch):
-    import cognet.train as ct
+    import cognet.training.trainer as ct
 
     runs = tiny_runs(tmp_path, seeds=(0,))
     calls = {"n": 0}
@@ -158,7 +158,7 @@ def test_reset_gradient_verdict():
 
 
 def test_no_clear_difference_wording():
-    from cognet.experiments import no_clear_difference
+    from cognet.experiments.claims import no_clear_difference
 
     assert "within noise" in no_clear_difference(0.015, 0.01)
     assert "consistent across seeds" in no_clear_difference(0.01, 0.001)
@@ -222,7 +222,7 @@ def test_experiment_grids_expand(tmp_path):
 def test_tiny_experiment_end_to_end(tmp_path):
     from click.testing import CliRunner
 
-    from cognet.cli import main
+    from cognet.cli.main import main
 
     out = tmp_path / "exp"
     args = ["experiment", "sparse", "--out", str(out), "--seeds", "1", "--iterations", "10",
@@ -250,7 +250,7 @@ def test_reproduce_table_with_brian2_hook(tmp_path, monkeypatch):
     import sys
     import types
 
-    from cognet.reproduce import reproduce
+    from cognet.experiments.reproduce import reproduce
 
     calls = []
 
@@ -258,9 +258,9 @@ def test_reproduce_table_with_brian2_hook(tmp_path, monkeypatch):
         calls.append(Path(run_dir))
         return {"brian2": {"sequence_accuracy": 0.5, "bit_accuracy": 0.75}, "spike_match": 1.0}
 
-    fake = types.ModuleType("cognet.verify")
+    fake = types.ModuleType("cognet.brian.replay")
     fake.verify_run = verify_run
-    monkeypatch.setitem(sys.modules, "cognet.verify", fake)
+    monkeypatch.setitem(sys.modules, "cognet.brian.replay", fake)
     sets = ["network.n_rec=20", "train.iterations=5", "train.eval_every=5", "train.eval_trials=16"]
     res = reproduce(tmp_path, rules_=("bptt", "no-such-rule"), tasks_=("add",), sets=sets)
     (row,) = res["rows"]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import tasks
-from cognet.encoding import bits_of, int_of, rate_encode
+from cognet.core.encoding import bits_of, int_of, rate_encode
 
 
 def g(seed=0):

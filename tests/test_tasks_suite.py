@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import tasks
-from cognet.encoding import bits_of, int_of
+from cognet.core.encoding import bits_of, int_of
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL = ["copy", "reverse", "duplicate", "dup-rev", "store-recall", "xor", "parity",
@@ -173,8 +173,8 @@ def test_dup_rev_unseen_split_is_disjoint_from_training():
 
 
 def test_trainer_scores_held_out_on_the_unseen_split(monkeypatch):
-    from cognet.config import build_config
-    from cognet.train import Trainer
+    from cognet.training.config import build_config
+    from cognet.training.trainer import Trainer
 
     cfg = build_config("dup-rev", sets=["network.n_rec=10", "train.eval_trials=8", "task.length=2",
                                          "task.width=2", "task.unseen_fraction=0.3"])
@@ -398,7 +398,7 @@ def test_every_task_script_shows_the_train_help(name, monkeypatch, capsys):
 
 
 def test_task_script_rejects_task_option(capsys):
-    from tasks.script import run
+    from cognet.cli.task_script import run
 
     with pytest.raises(SystemExit) as exc:
         run("copy", ["--task", "add"])
@@ -425,7 +425,7 @@ def test_python_m_task_script_trains(tmp_path):
 
 @pytest.mark.parametrize("name", ALL)
 def test_recommended_settings_are_valid_config_keys(name):
-    from cognet.config import build_config
+    from cognet.training.config import build_config
 
     cls = tasks.get_task_class(name)
     for rule in ("bptt", "eprop-random"):
@@ -437,7 +437,7 @@ def test_recommended_settings_are_valid_config_keys(name):
 
 
 def test_recommendations_yield_to_the_config_file_and_set(tmp_path):
-    from cognet.config import build_config
+    from cognet.training.config import build_config
 
     cfg = build_config("dup-rev")
     assert (cfg.network.n_rec, cfg.network.beta, cfg.train.iterations) == (512, 1.0, 20000)

@@ -9,12 +9,12 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from cognet.cli import main
-from cognet.config import ConfigError, RunConfig, build_config
-from cognet.io import CorruptFileError, load_tensors, read_jsonl
-from cognet.model import load_model
-from cognet.network import readout_matrix
-from cognet.train import Trainer, TrainingDiverged, eval_run, train
+from cognet.cli.main import main
+from cognet.training.config import ConfigError, RunConfig, build_config
+from cognet.training.io import CorruptFileError, load_tensors, read_jsonl
+from cognet.training.model import load_model
+from cognet.core.network import readout_matrix
+from cognet.training.trainer import Trainer, TrainingDiverged, eval_run, train
 
 
 def test_readout_matrix_matches_brute_force():
@@ -215,7 +215,7 @@ def test_task_recommendations_per_rule_and_user_override():
 
 
 def test_proportion_ci95_is_the_wilson_interval():
-    from cognet.train import proportion_ci95
+    from cognet.training.trainer import proportion_ci95
 
     # Wilson score interval, z = 1.96: 50 of 100 -> 0.5 +- 0.0962; 0 of 10 -> [0, 0.2775]
     assert proportion_ci95(50, 100) == pytest.approx((0.4038, 0.5962), abs=1e-4)
@@ -228,7 +228,7 @@ def test_proportion_ci95_is_the_wilson_interval():
 
 
 def test_keep_best_ends_with_the_best_validation_weights(tmp_path, tiny_sets):
-    from cognet.train import derive_seeds, evaluate
+    from cognet.training.trainer import derive_seeds, evaluate
     import tasks
 
     sets = tiny_sets + ["train.iterations=12", "train.eval_every=1", "train.lr=0.05", "train.keep_best=true"]

@@ -3,7 +3,7 @@
 A :class:`NeuronParams` object describes one recurrent population. Every field may be a
 scalar (shared by all neurons) or a per-neuron sequence of length ``n``, so a population
 can mix LIF (``beta == 0``) and ALIF (``beta > 0``) neurons and carry heterogeneous
-adaptation time constants. The torch step function (:mod:`cognet.functional`) reads the
+adaptation time constants. The torch step function (:mod:`cognet.core.functional`) reads the
 decay factors from here, and the Brian2 bridge generates its equations from the same
 object; nothing else stores neuron constants.
 

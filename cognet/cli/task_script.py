@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 def run(name: str, argv: Optional[Sequence[str]] = None) -> None:
     """Call the ``cognet train`` command with ``--task name`` prepended to ``argv``."""
-    from cognet.cli import train_cmd
+    from cognet.cli.main import train_cmd
 
     import tasks
 

@@ -1,9 +1,9 @@
 """Verify a trained run in Brian2: replay held-out trials and compare with torch.
 
 :func:`verify_run` loads ``model.safetensors`` from a run directory (float64), records
-``trials`` held-out trials in torch (:func:`cognet.records.record_torch`, the run's own test
+``trials`` held-out trials in torch (:func:`cognet.training.records.record_torch`, the run's own test
 stream unless ``seed`` is given), feeds the very same input spike trains to the Brian2
-rebuild (:mod:`cognet.brian2_bridge`), computes the Brian2 readout from the recorded spikes
+rebuild (:mod:`cognet.brian.bridge`), computes the Brian2 readout from the recorded spikes
 with the same filter and answer windows, and writes into the run directory:
 
 * ``verify.json``: the comparison (below);
@@ -33,11 +33,11 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
-from . import brian2_bridge
-from .io import write_json
-from .model import load_model
-from .network import readout_matrix
-from .records import SpikeRecord, record_torch, save_record
+from cognet.brian import bridge as brian2_bridge
+from cognet.training.io import write_json
+from cognet.training.model import load_model
+from cognet.core.network import readout_matrix
+from cognet.training.records import SpikeRecord, record_torch, save_record
 
 VERIFY_FILE = "verify.json"
 TORCH_RECORD = "spikes-torch.safetensors"
@@ -88,7 +88,7 @@ def verify_run(run_dir, trials: int = 256, dt_ms: Optional[float] = None, target
     Returns the dict written to ``verify.json`` (see the module docstring).
     """
     import tasks
-    from .train import derive_seeds
+    from cognet.training.trainer import derive_seeds
 
     run_dir = Path(run_dir)
     if trials < 1:

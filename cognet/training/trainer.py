@@ -3,7 +3,7 @@
 A run directory holds::
 
     config.yaml          the resolved configuration (every default written out)
-    model.safetensors    trained weights + neuron parameters (see cognet.model)
+    model.safetensors    trained weights + neuron parameters (see cognet.training.model)
     checkpoint.safetensors  resumable state: weights, optimiser, RNG states, iteration
     metrics.jsonl        one JSON line per iteration (and per evaluation)
     summary.json         the final held-out scores, rates and timings
@@ -44,9 +44,10 @@ import yaml
 import rules
 import tasks
 
-from .config import ConfigError, RunConfig
-from .io import CorruptFileError, append_jsonl, load_tensors, read_json, read_jsonl, rewrite_jsonl, save_tensors, write_json
-from .model import DTYPES, build_network, load_model, neuron_params, save_model
+from cognet.training.config import ConfigError, RunConfig
+from cognet.training.io import CorruptFileError, append_jsonl, load_tensors, read_json, read_jsonl, rewrite_jsonl, save_tensors, write_json
+from cognet.training.plugins import write_run_plugins
+from cognet.training.model import DTYPES, build_network, load_model, neuron_params, save_model
 
 CHECKPOINT_FORMAT = "cognet-checkpoint-1"
 
@@ -290,9 +291,10 @@ class Trainer:
                 summary = read_json(summary_path)
                 summary["resumed"] = "already complete"
                 return summary
-            from .io import atomic_write
+            from cognet.training.io import atomic_write
 
             atomic_write(config_path, yaml.safe_dump(resolved, sort_keys=False))
+            write_run_plugins(self.out, cfg.task, cfg.rule)
             if self.load_checkpoint():
                 # drop metric lines written after the checkpoint (they will be recomputed)
                 rows = [r for r in read_jsonl(self.out / "metrics.jsonl") if r.get("iteration", 0) <= self.iteration]

@@ -5,7 +5,7 @@ Steps (each resumable; re-running skips what is done):
 1. a sweep over ``tasks.TASKS`` x ``rules`` (default ``bptt`` and ``eprop-random``; rules
    that are not registered are skipped with a note) at one seed, each task with its own
    recommended settings and iteration budget (early stop at ``train.target_accuracy``);
-2. Brian2 verification of each trained run with ``cognet.verify.verify_run(run_dir)``
+2. Brian2 verification of each trained run with ``cognet.brian.replay.verify_run(run_dir)``
    when that module exists (its returned mapping is cached in ``<out>/brian2/<run>.json``);
    the Brian2 accuracy is read from the key named by the task's stop metric, at the top
    level or under a ``brian2`` sub-mapping;
@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-from .config import ConfigError
-from .io import atomic_write, read_json, write_json
-from .sweep import SlurmOptions, execute, grid, make_runs, markdown_table, write_csv, write_manifest
+from cognet.training.config import ConfigError
+from cognet.training.io import atomic_write, read_json, write_json
+from cognet.experiments.sweep import SlurmOptions, execute, grid, make_runs, markdown_table, write_csv, write_manifest
 
 DEFAULT_RULES = ("bptt", "eprop-random")
 
@@ -74,9 +74,9 @@ def reproduce(out: Path, rules_: Sequence[str] = DEFAULT_RULES, tasks_: Sequence
     write_manifest(out / "sweep.json", "reproduce", runs, {"sets": list(sets)})
     rows = execute(runs, executor, jobs, out / "slurm", False, slurm, say)
 
-    verify = _optional("cognet.verify", "verify_run") if brian2 else None
+    verify = _optional("cognet.brian.replay", "verify_run") if brian2 else None
     if brian2 and verify is None:
-        notes.append("cognet.verify.verify_run is not available: no Brian2 column")
+        notes.append("cognet.brian.replay.verify_run is not available: no Brian2 column")
     analyse = _optional("analysis", "analyze_run")
     if analyse is None:
         notes.append("analysis.analyze_run is not available: no ISI CV column")

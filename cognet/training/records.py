@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from .io import CorruptFileError, PathLike, load_tensors, save_tensors
+from cognet.training.io import CorruptFileError, PathLike, load_tensors, save_tensors
 
 RECORD_FORMAT = "cognet-spikes-1"
 

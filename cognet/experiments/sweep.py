@@ -1,6 +1,6 @@
 """Sweeps: explicit lists of run configurations, executed locally or on a cluster.
 
-A *run* is a pure function of its configuration: :func:`cognet.train.train` trains
+A *run* is a pure function of its configuration: :func:`cognet.training.trainer.train` trains
 ``cfg`` into a run directory, returns the stored summary when that directory already
 holds a finished run, and resumes from ``checkpoint.safetensors`` when it holds a killed
 one. A sweep therefore needs no state of its own beyond its list of runs:
@@ -8,7 +8,7 @@ one. A sweep therefore needs no state of its own beyond its list of runs:
 * :func:`grid` expands axes into points (the Cartesian product, first axis slowest);
   seeds are ordinary config values, nothing random is derived here;
 * :func:`make_runs` turns points into :class:`SweepRun` objects, each with the run
-  directory ``<root>/<task>-<rule>-seed<seed>-<config hash>`` (:func:`cognet.train.default_run_dir`),
+  directory ``<root>/<task>-<rule>-seed<seed>-<config hash>`` (:func:`cognet.training.trainer.default_run_dir`),
   so the same configuration always lands in the same folder;
 * :func:`execute` runs the unfinished ones with an executor -- ``local`` (in this
   process, or ``jobs`` worker processes with one torch thread each) or ``slurm``
@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from .config import ConfigError, RunConfig, build_config, set_key
-from .io import atomic_write, read_json, write_json
+from cognet.training.config import ConfigError, RunConfig, build_config, set_key
+from cognet.training.io import atomic_write, read_json, write_json
 
 EXECUTORS = ("local", "slurm")
 FAILED_FILE = "failed.json"
@@ -78,7 +78,7 @@ def make_runs(points: Iterable[Mapping[str, Any]], to_sets: Callable[[Mapping[st
     overrides. Two points with the same resolved config are rejected (they would share
     a run directory).
     """
-    from .train import default_run_dir
+    from cognet.training.trainer import default_run_dir
 
     runs: List[SweepRun] = []
     seen: Dict[Path, Dict[str, Any]] = {}
@@ -153,7 +153,7 @@ def run_one(cfg_dict: Dict[str, Any], run_dir: str, retry_failed: bool = False) 
     """
     import torch
 
-    from .train import TrainingDiverged, config_hash, train
+    from cognet.training.trainer import TrainingDiverged, config_hash, train
 
     torch.set_num_threads(int(cfg_dict.get("train", {}).get("threads", 1)))
     out = Path(run_dir)

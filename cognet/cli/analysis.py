@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from cognet.cli import _fail, _user_errors, emit
+from .common import _fail, _user_errors, emit
 
 
 def analysis_lines(a) -> list:
-    from .report import summary_rows
+    from analysis.report import summary_rows
 
     acc = a["accuracy"]
     lines = [f"{a['task']} / {a['rule']} seed {a['seed']} ({a['source']}): {a['trials']} held-out trials, "
@@ -32,7 +32,7 @@ def analysis_lines(a) -> list:
 @click.option("--json", "as_json", is_flag=True, help="print the analysis as one JSON object")
 def analyze_cmd(run_dir, source, trials, out, as_json) -> None:
     """Firing-regime statistics, figures and a one-page report for a trained run."""
-    from .run import analyze_run
+    from analysis.run import analyze_run
 
     try:
         a = analyze_run(Path(run_dir), source=source, trials=trials, out_dir=out)
@@ -49,7 +49,7 @@ def analyze_cmd(run_dir, source, trials, out, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the rows as JSON")
 def compare_cmd(run_dirs, out, no_figures, as_json) -> None:
     """Compare runs side by side: accuracy, rate, iterations, wall time, peak memory; figures per rule."""
-    from .compare import compare_runs, format_table
+    from analysis.compare import compare_runs, format_table
 
     try:
         res = compare_runs([Path(d) for d in run_dirs], None if no_figures else Path(out), figures=not no_figures)

@@ -3,7 +3,7 @@
 ``model.safetensors`` in a run directory holds the weights (``w_in``, ``w_rec``, ``w_out``,
 ``b_out``), the per-neuron parameters (``neurons.<field>``, float64) and, as metadata,
 the network settings and the task description. :func:`load_model` rebuilds the exact
-:class:`~cognet.network.RSNN` from it: the Brian2 bridge and the analysis use this, so the
+:class:`~cognet.core.network.RSNN` from it: the Brian2 bridge and the analysis use this, so the
 neuron parameters are never copied by hand.
 """
 
@@ -16,11 +16,12 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 import torch
 
-from .config import NetworkConfig, RunConfig, SurrogateConfig
-from .io import CorruptFileError, PathLike, load_tensors, save_tensors
-from .network import RSNN
-from .params import PER_NEURON_FIELDS, NeuronParams
-from .surrogate import Surrogate
+from cognet.training.config import NetworkConfig, RunConfig, SurrogateConfig
+from cognet.training.plugins import load_run_plugins
+from cognet.training.io import CorruptFileError, PathLike, load_tensors, save_tensors
+from cognet.core.network import RSNN
+from cognet.core.params import PER_NEURON_FIELDS, NeuronParams
+from cognet.core.surrogate import Surrogate
 
 MODEL_FORMAT = "cognet-model-1"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -69,6 +70,7 @@ def save_model(path: PathLike, net: RSNN, cfg: RunConfig, extra: Optional[Dict[s
 
 def load_model(path: PathLike, dtype: Optional[torch.dtype] = None) -> Tuple[RSNN, RunConfig]:
     """Rebuild the trained network and its run config from ``model.safetensors``."""
+    load_run_plugins(Path(path).parent)
     tensors, meta = load_tensors(path)
     if meta.get("format") != MODEL_FORMAT:
         raise CorruptFileError(f"{path} is not a cognet model file (format {meta.get('format')!r})")

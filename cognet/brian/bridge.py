@@ -1,6 +1,6 @@
-"""Brian2 bridge: rebuild a trained :class:`~cognet.network.RSNN` in Brian2 and replay trials.
+"""Brian2 bridge: rebuild a trained :class:`~cognet.core.network.RSNN` in Brian2 and replay trials.
 
-The Brian2 model is generated from the network's :class:`~cognet.params.NeuronParams`
+The Brian2 model is generated from the network's :class:`~cognet.core.params.NeuronParams`
 (:func:`neuron_model`); no neuron constant is written twice. With ``dt`` the Brian2 step::
 
     dv/dt = -v / tau_m                      (exact integration: v <- alpha v per step)
@@ -19,7 +19,7 @@ SpikeGeneratorGroup emits in the ``start`` slot. Within step ``t``: the state de
 and the recurrent spikes of step ``t-1`` (the one-step delay comes from the schedule), then
 the threshold is checked, then the reset adds its amount, which the next step decays once;
 that is why the reset and the adaptation jump are divided by the decay factors. The result
-is, step for step, the torch update of :mod:`cognet.functional`::
+is, step for step, the torch update of :mod:`cognet.core.functional`::
 
     v[t] = alpha v[t-1] + W_in x[t] + W_rec z[t-1] - v_th z[t-1]    (or zero reset)
     a[t] = rho a[t-1] + z[t-1];   z[t] = H(v[t] - v_th - beta a[t]),  0 while refractory
@@ -65,7 +65,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from .params import NeuronParams
+from cognet.core.params import NeuronParams
 
 TARGETS = ("numpy", "cython", "cpp_standalone")
 #: the compiled target chosen by default once its code is cached (see :func:`resolve_target`)
@@ -475,7 +475,7 @@ class _Lock:
 
 def simulate_network(net, x, params: Optional[NeuronParams] = None, input_dt_ms: Optional[float] = None,
                      rec_delay_ms: Optional[float] = None, target: Optional[str] = None) -> Brian2Run:
-    """:func:`simulate` for an :class:`~cognet.network.RSNN` (weights read from ``net``).
+    """:func:`simulate` for an :class:`~cognet.core.network.RSNN` (weights read from ``net``).
 
     ``params`` defaults to ``net.neurons``; pass ``net.neurons.with_dt(dt)`` for a finer step,
     with ``input_dt_ms`` and ``rec_delay_ms`` set to the network's own step.

@@ -7,7 +7,7 @@ from typing import Any, Dict, List
 
 import click
 
-from .cli import _fail, _user_errors, emit
+from .common import _fail, _user_errors, emit
 
 
 def _executor_options(f):
@@ -22,7 +22,7 @@ def _executor_options(f):
 
 
 def _slurm(partition, time_min):
-    from .sweep import SlurmOptions
+    from cognet.experiments.sweep import SlurmOptions
 
     return SlurmOptions(partition=partition, time_min=time_min)
 
@@ -58,7 +58,7 @@ def experiment_cmd(name, out, grid_, seeds, iterations, tasks_, scale_param, con
 
     Re-running skips finished runs and resumes killed ones.
     """
-    from .experiments import Options, run_experiment
+    from cognet.experiments.claims import Options, run_experiment
 
     opts = Options(out=Path(out or f"runs/experiments/{name}"), grid=grid_, seeds=seeds, iterations=iterations,
                    tasks=tasks_, sets=sets, config_file=config_file, jobs=jobs, executor=executor,
@@ -68,7 +68,7 @@ def experiment_cmd(name, out, grid_, seeds, iterations, tasks_, scale_param, con
         res = run_experiment(name, opts, log)
     except _user_errors() + (RuntimeError,) as exc:
         _fail(exc)
-    from .sweep import markdown_table
+    from cognet.experiments.sweep import markdown_table
 
     emit({k: v for k, v in res.items() if k not in ("columns", "headers")}, as_json,
          ["", markdown_table(res["table"], res["columns"], res["headers"]), res["verdict"], "",
@@ -88,8 +88,8 @@ def sweep_cmd(axes, out, config_file, sets, jobs, executor, partition, time_min,
     """Train the Cartesian product of config axes (resumable); write results.md/.csv/.json."""
     import yaml
 
-    from .io import atomic_write, write_json
-    from .sweep import aggregate, execute, grid, make_runs, markdown_table, write_csv, write_manifest
+    from cognet.training.io import atomic_write, write_json
+    from cognet.experiments.sweep import aggregate, execute, grid, make_runs, markdown_table, write_csv, write_manifest
 
     try:
         ax: Dict[str, List[Any]] = {}
@@ -130,7 +130,7 @@ def sweep_cmd(axes, out, config_file, sets, jobs, executor, partition, time_min,
 @click.option("--json", "as_json", is_flag=True)
 def reproduce_cmd(out, rules_, tasks_, seed, sets, no_brian2, jobs, executor, partition, time_min, as_json) -> None:
     """Train every task with BPTT and e-prop, verify in Brian2, write one Markdown table."""
-    from .reproduce import DEFAULT_RULES, reproduce
+    from cognet.experiments.reproduce import DEFAULT_RULES, reproduce
 
     log = (lambda s: click.echo(s, err=True)) if as_json else click.echo
     try:

@@ -1,4 +1,4 @@
-"""``cognet verify DIR``: replay held-out trials of a trained run in Brian2 (see cognet.verify)."""
+"""``cognet verify DIR``: replay held-out trials of a trained run in Brian2 (see cognet.brian.replay)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .cli import _fail, _user_errors, emit
+from .common import _fail, _user_errors, emit
 
 
 @click.command("verify")
@@ -24,8 +24,8 @@ def verify_cmd(run_dir, trials, dt_ms, target, seed, as_json) -> None:
 
     Writes verify.json, spikes-torch.safetensors and spikes-brian2.safetensors into RUN_DIR.
     """
-    from .brian2_bridge import Brian2Unavailable
-    from .verify import verify_run
+    from cognet.brian.bridge import Brian2Unavailable
+    from cognet.brian.replay import verify_run
 
     try:
         res = verify_run(Path(run_dir), trials=trials, dt_ms=dt_ms, target=target, seed=seed)

@@ -1,6 +1,6 @@
 """The recurrent spiking network: input spikes -> LIF/ALIF population -> leaky readout.
 
-A thin :class:`torch.nn.Module` around :func:`cognet.functional.simulate`.
+A thin :class:`torch.nn.Module` around :func:`cognet.core.functional.simulate`.
 
 Readout (non-spiking, leaky)::
 
@@ -11,7 +11,7 @@ Readout (non-spiking, leaky)::
 Since all of it is linear in the spikes, the window means are one matrix product with a
 ``[W, T]`` matrix (:func:`readout_matrix`), computed once per task timing.
 
-Weight initialisation (documented defaults, see :class:`cognet.config.NetworkConfig`)::
+Weight initialisation (documented defaults, see :class:`cognet.training.config.NetworkConfig`)::
 
     W_in  ~ N(0, (input_scale * v_th)^2 / n_in)
     W_rec ~ N(0, (rec_scale * v_th)^2 / n),  diagonal zero (no self-connections)
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .functional import ALIFState, Trajectory, constants, simulate
-from .params import NeuronParams
-from .surrogate import Surrogate
+from cognet.core.functional import ALIFState, Trajectory, constants, simulate
+from cognet.core.params import NeuronParams
+from cognet.core.surrogate import Surrogate
 
 
 def readout_matrix(windows: Sequence[Tuple[int, int]], T: int, kappa: float, dtype=torch.float64) -> torch.Tensor:
@@ -64,7 +64,7 @@ class RSNN(nn.Module):
         n_out: number of readout units.
         tau_out_ms: readout time constant.
         surrogate: the spike function's surrogate derivative.
-        detach_reset / detach_recurrent / leak_aware: see :func:`cognet.functional.simulate`.
+        detach_reset / detach_recurrent / leak_aware: see :func:`cognet.core.functional.simulate`.
         self_connections: allow autapses (default False: diagonal of W_rec held at 0).
         generator: torch generator for the initial weights.
 

@@ -16,37 +16,12 @@ from typing import Any, Dict, Optional, Sequence
 
 import click
 
-from .io import dumps
+from cognet.training.io import dumps
 
-
-class UserError(click.ClickException):
-    exit_code = 2
-
-
-def _fail(exc: BaseException) -> None:
-    raise UserError(str(exc)) from None
-
-
-USER_ERRORS: tuple = ()
-
-
-def _user_errors() -> tuple:
-    global USER_ERRORS
-    if not USER_ERRORS:
-        from .config import ConfigError
-        from .io import CorruptFileError
-        from .train import TrainingDiverged
-
-        USER_ERRORS = (ConfigError, CorruptFileError, TrainingDiverged, FileNotFoundError, ValueError)
-    return USER_ERRORS
-
-
-def emit(result: Dict[str, Any], as_json: bool, lines: Sequence[str] = ()) -> None:
-    if as_json:
-        click.echo(dumps(result, indent=None))
-    else:
-        for line in lines:
-            click.echo(line)
+from .analysis import analysis_lines, analyze_cmd, compare_cmd
+from .common import _fail, _user_errors, emit, plugin_option
+from .experiment import experiment_cmd, reproduce_cmd, sweep_cmd
+from .verify import verify_cmd, verify_lines
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,11 +31,22 @@ def main() -> None:
     arithmetic tasks, trained with surrogate-gradient BPTT or e-prop, verified in Brian2."""
 
 
+def _plugins_from_env() -> None:
+    from cognet.training.plugins import ensure_loaded
+
+    try:
+        ensure_loaded()
+    except _user_errors() as exc:
+        _fail(exc)
+
+
 @main.command("tasks")
 @click.option("--json", "as_json", is_flag=True, help="print the task list as JSON")
 def tasks_cmd(as_json: bool) -> None:
-    """List the available tasks, one line each."""
+    """List the available tasks, one line each (plug-ins included)."""
     import tasks
+
+    _plugins_from_env()
 
     rows = [tasks.get_task(name).describe() for name in sorted(tasks.TASKS)]
     if as_json:
@@ -73,8 +59,10 @@ def tasks_cmd(as_json: bool) -> None:
 
 @main.command("rules")
 def rules_cmd() -> None:
-    """List the available learning rules, one line each."""
+    """List the available learning rules, one line each (plug-ins included)."""
     import rules
+
+    _plugins_from_env()
 
     width = max(len(n) for n in rules.RULES)
     for name in sorted(rules.RULES):
@@ -124,8 +112,8 @@ def train_options(f):
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def train_cmd(task, rule, seed, config_file, sets, out, restart, as_json, quiet) -> None:
     """Train a network on a task; resumes an interrupted run in the same --out."""
-    from .config import build_config
-    from .train import default_run_dir, train
+    from cognet.training.config import build_config
+    from cognet.training.trainer import default_run_dir, train
 
     try:
         cfg = build_config(task, rule, seed, config_file, sets)
@@ -143,7 +131,7 @@ def train_cmd(task, rule, seed, config_file, sets, out, restart, as_json, quiet)
 @click.option("--json", "as_json", is_flag=True)
 def eval_cmd(run_dir, trials, seed, as_json) -> None:
     """Score a trained run on fresh held-out trials."""
-    from .train import eval_run
+    from cognet.training.trainer import eval_run
 
     try:
         res = eval_run(Path(run_dir), trials, seed)
@@ -164,8 +152,8 @@ def eval_cmd(run_dir, trials, seed, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def demo_cmd(out, task, restart, as_json) -> None:
     """Train the default task, verify it in Brian2, and print the firing-regime summary."""
-    from .config import build_config
-    from .train import train
+    from cognet.training.config import build_config
+    from cognet.training.trainer import train
 
     out_dir = Path(out)
     try:
@@ -175,11 +163,9 @@ def demo_cmd(out, task, restart, as_json) -> None:
         _fail(exc)
     report: Dict[str, Any] = {"train": summary, "run_dir": str(out_dir)}
     lines = ["== training"] + _summary_lines(summary, out_dir)
-    from analysis.cli import analysis_lines
     from analysis.run import analyze_run
 
-    from .verify import verify_run
-    from .verify_cli import verify_lines
+    from cognet.brian.replay import verify_run
 
     try:
         verification = verify_run(out_dir)
@@ -193,17 +179,11 @@ def demo_cmd(out, task, restart, as_json) -> None:
     emit(report, as_json, lines)
 
 
-def _register_commands() -> None:
-    from analysis.cli import analyze_cmd, compare_cmd
-
-    from .experiment_cli import experiment_cmd, reproduce_cmd, sweep_cmd
-    from .verify_cli import verify_cmd
-
-    for cmd in (verify_cmd, analyze_cmd, compare_cmd, experiment_cmd, sweep_cmd, reproduce_cmd):
-        main.add_command(cmd)
-
-
-_register_commands()
+for _cmd in (verify_cmd, analyze_cmd, compare_cmd, experiment_cmd, sweep_cmd, reproduce_cmd):
+    main.add_command(_cmd)
+# every command accepts --plugin MODULE (third-party tasks and rules; cognet.training.plugins)
+for _cmd in main.commands.values():
+    _cmd.params.append(plugin_option())
 
 if __name__ == "__main__":  # pragma: no cover
     main()

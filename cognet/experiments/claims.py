@@ -1,7 +1,7 @@
 """Seed-paper claims as experiments: sweeps, a result table, a figure and a measured verdict.
 
 Each experiment is a grid over one or two factors and the seeds, trained with
-:mod:`cognet.sweep` into ``<out>/runs/`` (resumable; finished runs are skipped), then:
+:mod:`cognet.experiments.sweep` into ``<out>/runs/`` (resumable; finished runs are skipped), then:
 
     <out>/sweep.json     the explicit list of runs (labels, run directory, resolved config)
     <out>/results.json   per-run rows, the aggregated table and the verdict sentence
@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .config import ConfigError
-from .io import atomic_write, write_json
-from .sweep import SlurmOptions, aggregate, execute, grid, make_runs, markdown_table, mean_std, write_csv, write_manifest
+from cognet.training.config import ConfigError
+from cognet.training.io import atomic_write, write_json
+from cognet.experiments.sweep import SlurmOptions, aggregate, execute, grid, make_runs, markdown_table, mean_std, write_csv, write_manifest
 
 TOL = 0.02
 GRIDS = ("small", "full")
@@ -181,7 +181,7 @@ class SurrogateScale(Experiment):
     factors = {"small": [0.1, 1.0, 10.0], "full": [0.1, 0.3, 1.0, 3.0, 10.0]}
 
     def axes(self, opts):
-        from .surrogate import SHAPES
+        from cognet.core.surrogate import SHAPES
 
         if opts.scale_param not in ("width", "peak"):
             raise ConfigError(f"scale_param must be width or peak, got {opts.scale_param!r}")
@@ -189,7 +189,7 @@ class SurrogateScale(Experiment):
                 "scale": self.factors[opts.grid], "seed": self.seed_list(opts)}
 
     def to_sets(self, p, opts):
-        from .surrogate import DEFAULT_WIDTH
+        from cognet.core.surrogate import DEFAULT_WIDTH
 
         sets = {"task": p["task"], "surrogate.name": p["shape"], "seed": p["seed"],
                 "surrogate.width": DEFAULT_WIDTH[p["shape"]]}

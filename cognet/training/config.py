@@ -18,11 +18,12 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import yaml
 
+from cognet.core.errors import ConfigError
+from cognet.training.plugins import ensure_loaded
+from rules.eprop import EpropConfig
 from tasks.base import coerce
 
 
-class ConfigError(ValueError):
-    """A configuration value or key is wrong; the message names it."""
 
 
 @dataclass
@@ -53,13 +54,13 @@ class NetworkConfig:
 
 @dataclass
 class SurrogateConfig:
-    name: str = "triangle"  # see cognet.surrogate.SHAPES
+    name: str = "triangle"  # see cognet.core.surrogate.SHAPES
     width: float = 0.0  # 0 = the shape's default width
     peak: float = 0.3
     leak_aware: bool = False  # Lee et al. 2020 leak-aware correction of the derivative
 
     def validate(self) -> None:
-        from .surrogate import SHAPES
+        from cognet.core.surrogate import SHAPES
 
         _choice(self, "surrogate", "name", sorted(SHAPES))
         _nonneg(self, "surrogate", ["width"])
@@ -95,21 +96,6 @@ class TrainConfig:
         _choice(self, "train", "device", ["cpu", "cuda", "auto"])
 
 
-@dataclass
-class EpropConfig:
-    """Options of the e-prop rules (rules/eprop.py); ignored by the other rules."""
-
-    filtered: bool = True  # readout-filtered eligibility traces (exact e-prop); False = cheaper approximation
-    feedback_std: float = 1.0  # eprop-random: fixed B ~ N(0, feedback_std^2) (e-prop tutorial: std 1)
-    adaptive_decay: float = 0.01  # eprop-adaptive: W_out and B shrink by this fraction each iteration
-    chunk_steps: int = 64  # time steps per chunk of the online computation (memory ~ chunk_steps, not T)
-
-    def validate(self) -> None:
-        _positive(self, "eprop", ["feedback_std", "chunk_steps"])
-        if not 0 <= self.adaptive_decay < 1:
-            raise ConfigError(f"eprop.adaptive_decay must be in [0, 1), got {self.adaptive_decay}")
-
-
 SECTIONS = {"network": NetworkConfig, "surrogate": SurrogateConfig, "train": TrainConfig, "eprop": EpropConfig}
 #: sections read by particular rules only (see LearningRule.config_sections)
 RULE_SECTIONS = ("eprop",)
@@ -140,6 +126,7 @@ class RunConfig:
         import rules
         import tasks
 
+        ensure_loaded()
         try:
             tasks.get_task(self.task, self.task_params, self.network.dt_ms)
             rules.get_rule_class(self.rule)
@@ -301,6 +288,7 @@ def build_config(
             rule_name = v
     import tasks as _tasks
 
+    ensure_loaded()
     try:
         task_cls = _tasks.get_task_class(str(name))
     except ValueError as exc:

@@ -1,6 +1,6 @@
 """Pure step functions of the recurrent LIF/ALIF population.
 
-The update for one step ``t-1 -> t`` (e-prop convention, see :mod:`cognet.params`)::
+The update for one step ``t-1 -> t`` (e-prop convention, see :mod:`cognet.core.params`)::
 
     I[t]   = W_in x[t]                                  (all steps in one matmul, outside)
     v[t]   = alpha v[t-1] + I[t] + W_rec z[t-1] - v_th z[t-1]       reset = "subtract"
@@ -10,7 +10,7 @@ The update for one step ``t-1 -> t`` (e-prop convention, see :mod:`cognet.params
     z[t]   = H((v[t] - A[t]) / v_th) * [r[t-1] == 0]
     r[t]   = n_ref - 1 if z[t] else max(r[t-1] - 1, 0)
 
-``H`` has a surrogate derivative (:mod:`cognet.surrogate`); refractory neurons have zero
+``H`` has a surrogate derivative (:mod:`cognet.core.surrogate`); refractory neurons have zero
 pseudo-derivative. Gradient switches:
 
 * ``detach_reset``: stop the gradient through the reset term ``z[t-1]`` (arXiv 2011.09964
@@ -27,8 +27,8 @@ from typing import List, NamedTuple, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from .params import NeuronParams
-from .surrogate import LeakAwareScale, Surrogate, leak_aware_factor
+from cognet.core.params import NeuronParams
+from cognet.core.surrogate import LeakAwareScale, Surrogate, leak_aware_factor
 
 
 class ALIFState(NamedTuple):

@@ -1,0 +1,5 @@
+"""Errors shared by every layer (defined at the bottom so that tasks and rules can raise them)."""
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is wrong; the message names it."""
