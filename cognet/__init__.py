@@ -17,5 +17,10 @@ from .core import SHAPES, ALIFState, NeuronParams, RSNN, Surrogate, alif_step, c
 
 __version__ = "0.1.0"
 
+# the flat module paths of cognet 0.1 (cognet.config, cognet.train, ...) stay importable
+from ._aliases import install as _install_aliases  # noqa: E402
+
+_install_aliases()
+
 __all__ = ["ALIFState", "NeuronParams", "RSNN", "SHAPES", "Surrogate", "alif_step", "constants", "readout_matrix",
            "simulate", "__version__"]

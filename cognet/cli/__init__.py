@@ -9,3 +9,15 @@
 from .main import main
 
 __all__ = ["main"]
+
+
+def __getattr__(name: str):
+    """cognet 0.1's ``cognet.cli`` module names (``train_cmd``, ...) live in :mod:`cognet.cli.main`."""
+    import importlib
+
+    if name.startswith("__"):
+        raise AttributeError(name)
+    try:
+        return getattr(importlib.import_module("cognet.cli.main"), name)
+    except AttributeError:
+        raise AttributeError(f"module 'cognet.cli' has no attribute {name!r}") from None
