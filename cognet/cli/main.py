@@ -18,6 +18,7 @@ import click
 
 from cognet.training.io import dumps
 
+from .align import align_cmd
 from .analysis import analysis_lines, analyze_cmd, compare_cmd
 from .common import _fail, _user_errors, emit, plugin_option
 from .experiment import experiment_cmd, reproduce_cmd, sweep_cmd
@@ -179,7 +180,7 @@ def demo_cmd(out, task, restart, as_json) -> None:
     emit(report, as_json, lines)
 
 
-for _cmd in (verify_cmd, analyze_cmd, compare_cmd, experiment_cmd, sweep_cmd, reproduce_cmd):
+for _cmd in (verify_cmd, analyze_cmd, compare_cmd, experiment_cmd, sweep_cmd, reproduce_cmd, align_cmd):
     main.add_command(_cmd)
 # every command accepts --plugin MODULE (third-party tasks and rules; cognet.training.plugins)
 for _cmd in main.commands.values():
