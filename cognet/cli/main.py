@@ -5,6 +5,7 @@
     cognet train --task T --rule R ...    train one configuration into a run directory
     cognet eval DIR                       re-score a trained run on fresh held-out trials
     cognet demo                           train the default task and report (the README's main job)
+    cognet generalize DIR --values 4,8,16 a trained run at other task-parameter values (cli/generalize.py)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cognet.training.io import dumps
 from .analysis import analysis_lines, analyze_cmd, compare_cmd
 from .common import _fail, _user_errors, emit, plugin_option
 from .experiment import experiment_cmd, reproduce_cmd, sweep_cmd
+from .generalize import generalize_cmd
 from .verify import verify_cmd, verify_lines
 
 
@@ -179,7 +181,7 @@ def demo_cmd(out, task, restart, as_json) -> None:
     emit(report, as_json, lines)
 
 
-for _cmd in (verify_cmd, analyze_cmd, compare_cmd, experiment_cmd, sweep_cmd, reproduce_cmd):
+for _cmd in (verify_cmd, analyze_cmd, compare_cmd, experiment_cmd, sweep_cmd, reproduce_cmd, generalize_cmd):
     main.add_command(_cmd)
 # every command accepts --plugin MODULE (third-party tasks and rules; cognet.training.plugins)
 for _cmd in main.commands.values():
