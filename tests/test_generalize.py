@@ -135,3 +135,77 @@ def test_brian2_replays_longest_setting(add_run):
     assert b["torch_accuracy"] == b["brian2_accuracy"]
     saved = json.loads((add_run / "generalize.json").read_text())
     assert saved["brian2"]["identical_trial_fraction"] == 1.0
+
+
+# -- cognet experiment length-generalization ---------------------------------------------------------
+def _fake_lengths(acc_by_task):
+    """evaluate_lengths stand-in: per task, bit accuracy at each length (4, 8, 16)."""
+    def fake(run_dir, factors, trials):
+        task = Path(run_dir).name.split("-")[0]
+        rows = []
+        for n, acc in zip((4, 8, 16), acc_by_task[task]):
+            rows.append({"value": n, "trained": n == 4, "bit_accuracy": acc, "sequence_accuracy": acc ** n,
+                         "sequence_accuracy_ci95": [0, 1], "mean_rate_hz": 10.0,
+                         "chance": {"bit_accuracy": 0.5, "sequence_accuracy": 0.5 ** n}})
+        return {"trained_value": 4, "values": [4, 8, 16], "rows": rows, "dropped": []}
+    return fake
+
+
+def test_length_generalization_verdicts(tmp_path, monkeypatch):
+    import cognet.experiments.generalize as gen
+    from cognet.experiments.claims import EXPERIMENTS, Options
+
+    accs = {"add": (0.99, 0.985, 0.98), "copy": (0.99, 0.6, 0.51), "parity": (0.95, 0.8, 0.7)}
+    monkeypatch.setattr(gen, "evaluate_lengths", _fake_lengths(accs))
+    rows = []
+    for task in accs:
+        for rule in ("bptt", "eprop-random"):
+            for seed in range(3):
+                d = tmp_path / f"{task}-{rule}-{seed}"
+                d.mkdir()
+                (d / "model.safetensors").write_bytes(b"")
+                (d / "summary.json").write_text('{"eval_trials": 16}')
+                rows.append({"task": task, "rule": rule, "seed": seed, "run_dir": str(d), "metric": "sequence_accuracy",
+                             "status": "trained", "chance": 0.06})
+    exp = EXPERIMENTS["length-generalization"]
+    an = exp.analyse(rows, Options(out=tmp_path))
+    v = an.numbers["verdicts"]
+    assert v["add"]["kind"] == "algorithm-like" and v["copy"]["kind"] == "lookup-like"
+    assert v["parity"]["kind"] == "partial"
+    assert v["add"]["retention"]["mean"] == pytest.approx((0.98 - 0.5) / (0.99 - 0.5))
+    assert v["copy"]["longest_n_bits"] == 16 and v["copy"]["learnt_runs"] == 6
+    assert "Algorithm-like (accuracy per bit holds): add; lookup-like (collapses to chance): copy" in an.verdict
+    cell = next(g for g in an.table if g["task"] == "copy" and g["rule"] == "bptt" and g["n_bits"] == 8)
+    assert cell["bit_accuracy_mean"] == pytest.approx(0.6) and cell["n"] == 3 and cell["bit_ci_lo"] == pytest.approx(0.6)
+    assert rows[0]["bit_retention"] == pytest.approx(v["add"]["retention"]["mean"])
+    import io
+
+    buf = io.BytesIO()
+    exp.plot(rows, an, buf)
+    assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(Exception, match="varies task.n_bits"):
+        exp.task_list(Options(out=tmp_path, tasks=("multiply",)))
+
+
+@pytest.mark.slow
+def test_length_generalization_tiny_end_to_end(tmp_path):
+    import tasks
+    from cognet.experiments.claims import Options, run_experiment
+    from cognet.experiments.generalize import length_values
+
+    sets = ["network.n_rec=16", "train.batch_size=8", "train.eval_every=4", "train.eval_trials=16"]
+    res = run_experiment("length-generalization", Options(out=tmp_path, seeds=1, iterations=4, tasks=("parity", "count"),
+                                                          sets=sets))
+    assert res["n_runs"] == 6 and res["errors"] == 0
+    data = json.loads((tmp_path / "results.json").read_text())
+    cells = {(g["task"], g["rule"], g["n_bits"]) for g in data["table"]}
+    assert ("parity", "bptt", 16) in cells and ("parity", "eprop-random", 8) in cells
+    assert ("parity", "eprop-symmetric", 4) in cells
+    # count trains at 4 bits; 8 and 16 bits would need more output bits, so 7 is its longest test
+    assert {n for t, _, n in cells if t == "count"} == {4, 7}
+    assert data["numbers"]["verdicts"]["count"]["longest_n_bits"] == 7
+    count_run = next(r["run_dir"] for r in data["runs"] if r["task"] == "count")
+    assert length_values(count_run, [1, 2, 4]) == {"trained": 4, "values": [4, 7], "dropped": [8, 16]}
+    assert (Path(count_run) / "length-generalization.json").exists()
+    assert (tmp_path / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert tasks.get_task("count", {"n_bits": 7}).n_out == 3

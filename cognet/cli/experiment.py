@@ -28,7 +28,8 @@ def _slurm(partition, time_min):
 
 
 @click.command("experiment")
-@click.argument("name", type=click.Choice(["surrogate-scale", "reset-gradient", "leak-aware", "rules", "sparse"]))
+@click.argument("name", type=click.Choice(["surrogate-scale", "reset-gradient", "leak-aware", "rules", "sparse",
+                                         "length-generalization"]))
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="experiment folder (default runs/experiments/NAME)")
 @click.option("--grid", "grid_", type=click.Choice(["small", "full"]), default="small", show_default=True,
@@ -55,6 +56,7 @@ def experiment_cmd(name, out, grid_, seeds, iterations, tasks_, scale_param, con
     leak-aware       leak-aware derivative vs plain surrogate (Lee et al. 2020)
     rules            BPTT vs the e-prop variants (Bellec et al. 2020)
     sparse           accuracy vs firing-rate target
+    length-generalization  trained at the default length, tested up to 4x (symbolic computation)
 
     Re-running skips finished runs and resumes killed ones.
     """

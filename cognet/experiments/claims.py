@@ -26,6 +26,7 @@ a difference counts only if ``|d| > max(TOL, 2 SE)``.
 | leak-aware | surrogate.leak_aware | Lee et al. 2020: the leak-aware derivative helps train leaky neurons |
 | rules | rule (bptt, eprop-symmetric, eprop-random, eprop-adaptive) x task | Bellec et al. 2020: e-prop approaches BPTT |
 | sparse | train.rate_target_hz | Zenke & Vogels 2021 / Kraisnikovic et al. 2021: accurate at low firing rates |
+| length-generalization | task x rule, tested at longer task.n_bits | symbolic computation: accuracy per bit holds on longer inputs |
 """
 
 from __future__ import annotations
@@ -509,8 +510,167 @@ class Sparse(Experiment):
         plt.close(fig)
 
 
+class LengthGeneralization(Experiment):
+    """Train at the default length, test the same network on longer inputs (up to 4x), per
+    task x rule x seed (helpers in :mod:`cognet.experiments.generalize`).
+
+    Per run the held-out accuracy at each test length (``train.eval_trials`` trials per length,
+    the run's test stream) is cached in ``<run>/length-generalization.json``. Per (task, rule,
+    length): mean over seeds with 95 % t-intervals. Per task, the *retention* of the
+    above-chance bit (answer) accuracy at the longest length,
+    ``(acc(L) - chance(L)) / (acc(L0) - chance(L0))``, averaged over the seeds of the rules that
+    learnt the task at L0 (> chance + 0.05): >= 0.8 algorithm-like (accuracy per bit holds),
+    <= 0.2 lookup-like (collapses to chance), partial in between. ``count`` trains at 4 bits
+    (its default 7 bits already fills its 3 output bits) and is tested up to 7 bits.
+    """
+
+    name = "length-generalization"
+    claim = ("Small spiking networks compute symbolically: trained on short strings, an algorithm-like solution "
+             "keeps its accuracy per bit on strings up to 4x longer, a lookup-like one collapses")
+    default_tasks = ("add", "subtract", "compare", "count", "parity", "copy", "reverse")
+    seeds = {"small": 5, "full": 10}
+    factors = {"small": [1, 2, 4], "full": [1, 1.5, 2, 3, 4]}
+    train_n_bits = {"count": 4}
+    rules_wanted = ("bptt", "eprop-symmetric", "eprop-random")
+    HOLDS, COLLAPSES = 0.8, 0.2
+
+    def task_list(self, opts):
+        from cognet.experiments.generalize import LENGTH_TASKS
+
+        names = list(opts.tasks) or list(self.default_tasks)
+        bad = [t for t in names if t not in LENGTH_TASKS]
+        if bad:
+            raise ConfigError(f"length-generalization varies task.n_bits of {', '.join(LENGTH_TASKS)}; "
+                              f"not of {', '.join(bad)}")
+        return names
+
+    def axes(self, opts):
+        import rules
+
+        have = [r for r in self.rules_wanted if r in rules.RULES]
+        return {"task": self.task_list(opts), "rule": have, "seed": self.seed_list(opts)}
+
+    def to_sets(self, p, opts):
+        sets = {"task": p["task"], "rule": p["rule"], "seed": p["seed"]}
+        if p["task"] in self.train_n_bits:
+            sets["task.n_bits"] = self.train_n_bits[p["task"]]
+        return sets
+
+    def analyse(self, rows, opts):
+        from cognet.experiments.generalize import evaluate_lengths, mean_ci95, retention
+        from cognet.training.io import read_json
+
+        per_len: List[Dict[str, Any]] = []
+        for r in rows:
+            run_dir = Path(r["run_dir"])
+            if not (run_dir / "model.safetensors").exists():
+                continue  # diverged: no model to test
+            trials = int(read_json(run_dir / "summary.json").get("eval_trials", 256))
+            g = evaluate_lengths(run_dir, self.factors[opts.grid], trials)
+            base = next(x for x in g["rows"] if x["trained"])
+            longest = g["rows"][-1]
+            r.update({"trained_n_bits": g["trained_value"], "longest_n_bits": longest["value"],
+                      "bit_accuracy_longest": longest["bit_accuracy"],
+                      "sequence_accuracy_longest": longest["sequence_accuracy"],
+                      "bit_retention": retention(base["bit_accuracy"], base["chance"]["bit_accuracy"],
+                                                 longest["bit_accuracy"], longest["chance"]["bit_accuracy"])})
+            for x in g["rows"]:
+                per_len.append({"task": r["task"], "rule": r["rule"], "seed": r["seed"], "n_bits": x["value"],
+                                "factor": x["value"] / g["trained_value"], "trained": x["trained"],
+                                "bit_accuracy": x["bit_accuracy"], "sequence_accuracy": x["sequence_accuracy"],
+                                "accuracy": x[r["metric"]], "chance_bit": x["chance"]["bit_accuracy"],
+                                "chance_sequence": x["chance"]["sequence_accuracy"],
+                                "mean_rate_hz": x["mean_rate_hz"], "dropped": g.get("dropped", [])})
+        table: List[Dict[str, Any]] = []
+        for key in dict.fromkeys((x["task"], x["rule"], x["n_bits"]) for x in per_len):
+            xs = [x for x in per_len if (x["task"], x["rule"], x["n_bits"]) == key]
+            b, q = mean_ci95([x["bit_accuracy"] for x in xs]), mean_ci95([x["sequence_accuracy"] for x in xs])
+            table.append({"task": key[0], "rule": key[1], "n_bits": key[2], "factor": xs[0]["factor"],
+                          "bit_accuracy_mean": b["mean"], "bit_ci_lo": b["lo"], "bit_ci_hi": b["hi"],
+                          "sequence_accuracy_mean": q["mean"], "seq_ci_lo": q["lo"], "seq_ci_hi": q["hi"],
+                          "accuracy_mean": mean_ci95([x["accuracy"] for x in xs])["mean"],
+                          "chance_bit": xs[0]["chance_bit"], "chance_sequence": xs[0]["chance_sequence"],
+                          "mean_rate_hz_mean": mean_ci95([x["mean_rate_hz"] for x in xs])["mean"], "n": len(xs)})
+        verdicts: Dict[str, Any] = {}
+        parts = []
+        for task in dict.fromkeys(r["task"] for r in rows):
+            rs = [r for r in rows if r["task"] == task and "bit_retention" in r]
+            if not rs:
+                continue
+            learnt = [r for r in rs if not math.isnan(r["bit_retention"])]
+            ret = mean_ci95([r["bit_retention"] for r in learnt])
+            n0, n1 = rs[0]["trained_n_bits"], max(r["longest_n_bits"] for r in rs)
+            if n1 == n0:
+                kind = "untested (no longer length keeps the network's input/output sizes)"
+            elif not learnt:
+                kind = "not learnt at the training length"
+            elif ret["mean"] >= self.HOLDS:
+                kind = "algorithm-like"
+            elif ret["mean"] <= self.COLLAPSES:
+                kind = "lookup-like"
+            else:
+                kind = "partial"
+            cells = {ru: [g for g in table if g["task"] == task and g["rule"] == ru and g["n_bits"] in (n0, n1)]
+                     for ru in dict.fromkeys(r["rule"] for r in rs)}
+            accs = "; ".join(f"{ru} {_f(c[0]['bit_accuracy_mean'])} -> {_f(c[-1]['bit_accuracy_mean'])}"
+                             for ru, c in cells.items() if c)
+            ci = "" if math.isnan(ret["lo"]) else f" [{_f(ret['lo'], 2)}, {_f(ret['hi'], 2)}]"
+            verdicts[task] = {"kind": kind, "trained_n_bits": n0, "longest_n_bits": n1, "retention": ret,
+                              "learnt_runs": len(learnt), "runs": len(rs)}
+            parts.append(f"{task} ({n0} -> {n1} bits, bit accuracy {accs}): retention {_f(ret['mean'], 2)}{ci}, "
+                         f"{kind}")
+        head = "Per task, trained length -> longest test length: " + "; ".join(parts) + ". "
+        algo = [t for t, v in verdicts.items() if v["kind"] == "algorithm-like"]
+        look = [t for t, v in verdicts.items() if v["kind"] == "lookup-like"]
+        verdict = (f"Algorithm-like (accuracy per bit holds): {', '.join(algo) or 'none'}; lookup-like (collapses to "
+                   f"chance): {', '.join(look) or 'none'}. The claim of symbolic computation is "
+                   + ("supported for " + ", ".join(algo) if algo else "not supported by this run") + ".")
+        return Analysis(table, ["task", "rule", "n_bits", "bit_accuracy_mean", "bit_ci_lo", "bit_ci_hi",
+                                "sequence_accuracy_mean", "seq_ci_lo", "seq_ci_hi", "chance_bit", "chance_sequence",
+                                "mean_rate_hz_mean", "n"],
+                        ["task", "rule", "bits", "bit acc.", "95 % CI lo", "hi", "sequence acc.", "95 % CI lo", "hi",
+                         "chance (bit)", "chance (seq.)", "rate (Hz)", "seeds"],
+                        head, verdict, {"verdicts": verdicts, "per_length": per_len})
+
+    def plot(self, rows, an, path):
+        plt = _plt()
+        tasks_ = list(dict.fromkeys(g["task"] for g in an.table))
+        if not tasks_:
+            tasks_ = ["(no model)"]
+        cols = min(4, len(tasks_))
+        nrows = (len(tasks_) + cols - 1) // cols
+        fig, axs = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.6 * nrows), squeeze=False)
+        for ax in axs.flat[len(tasks_):]:
+            ax.axis("off")
+        for ax, task in zip(axs.flat, tasks_):
+            gs = [g for g in an.table if g["task"] == task]
+            for ru in dict.fromkeys(g["rule"] for g in gs):
+                cs = [g for g in gs if g["rule"] == ru]
+                y = [g["bit_accuracy_mean"] for g in cs]
+                lo = [0 if math.isnan(g["bit_ci_lo"]) else g["bit_accuracy_mean"] - g["bit_ci_lo"] for g in cs]
+                hi = [0 if math.isnan(g["bit_ci_hi"]) else g["bit_ci_hi"] - g["bit_accuracy_mean"] for g in cs]
+                ax.errorbar([g["n_bits"] for g in cs], y, yerr=[lo, hi], marker="o", capsize=3, label=ru)
+            xs = sorted({g["n_bits"] for g in gs})
+            ch = {g["n_bits"]: g["chance_bit"] for g in gs}
+            ax.plot(xs, [ch[x] for x in xs], color="gray", ls=":", label="chance")
+            trained = [g["n_bits"] for g in gs if abs(g["factor"] - 1.0) < 1e-9]
+            if trained:
+                ax.axvline(trained[0], color="gray", lw=1, ls="--")
+            kind = an.numbers.get("verdicts", {}).get(task, {}).get("kind", "")
+            ax.set_title(f"{task}: {kind.split(' (')[0]}", fontsize=10)
+            ax.set_xticks(xs)
+            ax.set_ylim(0, 1.05)
+            ax.set_xlabel("task.n_bits (dashed: trained)")
+            ax.set_ylabel("held-out bit accuracy (95 % CI)")
+            ax.legend(fontsize=7, loc="lower left")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120, format="png")
+        plt.close(fig)
+
+
 EXPERIMENTS: Dict[str, Experiment] = {e.name: e for e in (SurrogateScale(), ResetGradient(), LeakAware(), Rules(),
                                                           Sparse())}
+EXPERIMENTS[LengthGeneralization.name] = LengthGeneralization()
 
 
 def check_learnt(an: Analysis, rows: Sequence[Mapping[str, Any]], margin: float = 0.1) -> None:

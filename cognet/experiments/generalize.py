@@ -41,3 +41,88 @@ def generalize(run_dir, param: str, values: Sequence[Any], trials: int = 256, se
     if write:
         res["paths"] = write_generalization(res, figure=figure)
     return res
+
+
+# -- length generalisation of many runs (cognet experiment length-generalization) -------------------
+#: tasks whose string length is the parameter ``n_bits``
+LENGTH_TASKS = ("add", "subtract", "compare", "count", "parity", "copy", "reverse")
+LENGTH_FILE = "length-generalization.json"
+
+
+def length_values(run_dir, factors: Sequence[float]) -> Dict[str, Any]:
+    """Test lengths for a trained run: ``round(f n0)`` for each factor ``f`` (``n0`` the trained
+    ``task.n_bits``), keeping only lengths at which the network's input/output sizes stay; if a
+    length is refused, the largest allowed length below it is tested instead (e.g. ``count``
+    with bit-coded answers: 7 bits is the most a 3-output network can count)."""
+    from analysis.generalize import task_at
+    from cognet.core.errors import ConfigError
+    from cognet.training.model import load_model
+
+    net, cfg = load_model(Path(run_dir) / "model.safetensors")
+    import tasks
+
+    n0 = int(tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms).params.n_bits)
+
+    def ok(n: int) -> bool:
+        try:
+            task_at(cfg, "n_bits", n, net.n_in, net.n_out)
+            return True
+        except ConfigError:
+            return False
+
+    values, dropped = [], []
+    for f in factors:
+        n = max(1, int(round(f * n0)))
+        if not ok(n):
+            dropped.append(n)
+            while n > n0 and not ok(n):
+                n -= 1
+        if n not in values:
+            values.append(n)
+    return {"trained": n0, "values": sorted(values), "dropped": sorted(set(dropped))}
+
+
+def evaluate_lengths(run_dir, factors: Sequence[float], trials: int) -> Dict[str, Any]:
+    """:func:`analysis.generalize.generalize_run` over :func:`length_values`, cached in
+    ``<run_dir>/length-generalization.json`` (reused while lengths and trials are the same)."""
+    from cognet.training.io import read_json, write_json
+
+    run_dir = Path(run_dir)
+    lv = length_values(run_dir, factors)
+    path = run_dir / LENGTH_FILE
+    if path.exists():
+        old = read_json(path)
+        if old.get("values") == lv["values"] and old.get("trials") == trials:
+            return old
+    res = generalize_run(run_dir, "task.n_bits", lv["values"], trials)
+    res["dropped"] = lv["dropped"]
+    write_json(path, res)
+    return res
+
+
+def mean_ci95(values: Sequence[float]) -> Dict[str, Any]:
+    """Mean over seeds with the 95 % t-interval of the mean (``mean +- t_{0.975, n-1} sd / sqrt(n)``;
+    no interval for one seed)."""
+    import math
+
+    from scipy.stats import t as student_t
+
+    v = [float(x) for x in values if x is not None and not math.isnan(float(x))]
+    n = len(v)
+    if n == 0:
+        return {"mean": math.nan, "lo": math.nan, "hi": math.nan, "n": 0}
+    m = sum(v) / n
+    if n == 1:
+        return {"mean": m, "lo": math.nan, "hi": math.nan, "n": 1}
+    sd = math.sqrt(sum((x - m) ** 2 for x in v) / (n - 1))
+    h = float(student_t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return {"mean": m, "lo": m - h, "hi": m + h, "n": n}
+
+
+def retention(acc0: float, chance0: float, acc: float, chance: float) -> float:
+    """Share of the above-chance accuracy at the training length that is kept at a longer one:
+    ``(acc - chance) / (acc0 - chance0)`` (1: holds; 0: at chance). NaN if nothing was learnt
+    at the training length (``acc0 - chance0 < 0.05``)."""
+    import math
+
+    return (acc - chance) / (acc0 - chance0) if acc0 - chance0 >= 0.05 else math.nan
