@@ -209,3 +209,54 @@ def test_length_generalization_tiny_end_to_end(tmp_path):
     assert (Path(count_run) / "length-generalization.json").exists()
     assert (tmp_path / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert tasks.get_task("count", {"n_bits": 7}).n_out == 3
+
+
+# -- cognet experiment sparse: lowest target that holds, extra axes ------------------------------------
+def test_sparse_lowest_target_per_setting():
+    from cognet.experiments.claims import EXPERIMENTS, Options
+
+    sp = EXPERIMENTS["sparse"]
+    acc = {(100, 1.0): 0.2, (100, 3.0): 0.85, (100, 5.0): 0.95, (300, 1.0): 0.91, (300, 3.0): 0.97, (300, 5.0): 0.97}
+    rows = [{"task": "add", "network.n_rec": n, "rate_target_hz": t, "seed": s, "metric": "sequence_accuracy",
+             "accuracy": a + 0.01 * s, "sequence_accuracy": a + 0.01 * s, "mean_rate_hz": t * 0.95 + 0.01 * s,
+             "chance": 0.06, "iterations": 100, "wall_s": 1.0, "status": "trained"}
+            for (n, t), a in acc.items() for s in range(5)]
+    # a diverged run counts at chance: it pulls 300 neurons at 1 Hz below the threshold
+    rows.append({**rows[15], "seed": 5, "status": "diverged", "accuracy": 0.06, "sequence_accuracy": float("nan"),
+                 "mean_rate_hz": float("nan")})
+    an = sp.analyse(rows, Options(out=Path("/nonexistent"), axes={"network.n_rec": [100, 300]}))
+    low = an.numbers["lowest_target"]
+    assert low["add, network.n_rec=100"]["target_hz"] == 5.0
+    assert low["add, network.n_rec=300"]["target_hz"] == 3.0
+    assert low["add, network.n_rec=300"]["lowest_measured_rate_hz_of_a_run"] == pytest.approx(0.95)
+    ci = low["add, network.n_rec=100"]["sequence_accuracy"]
+    assert ci["mean"] == pytest.approx(0.97) and ci["lo"] < 0.97 < ci["hi"] and ci["n"] == 5
+    assert "add, network.n_rec=100: 5 Hz (sequence accuracy 0.970" in an.verdict
+    assert {g["network.n_rec"] for g in an.table} == {100, 300}
+    import io
+
+    buf = io.BytesIO()
+    sp.plot(rows[:-1], an, buf)
+    assert buf.getvalue()[:4] == b"\x89PNG"
+
+
+def test_sparse_axes_validated_and_only_for_sparse(tmp_path):
+    from cognet.core.errors import ConfigError
+    from cognet.experiments.claims import Options, build_runs
+
+    _, runs = build_runs("sparse", Options(out=tmp_path, seeds=5, axes={"network.n_rec": [100, 300],
+                                                                         "task.step_ms": [20, 40]}))
+    assert len(runs) == 2 * 2 * 5 * 5
+    assert {(r.cfg.network.n_rec, r.cfg.task_params["step_ms"]) for r in runs} == {(100, 20), (100, 40), (300, 20),
+                                                                                  (300, 40)}
+    assert sorted({r.cfg.train.rate_target_hz for r in runs}) == [1.0, 2.0, 3.0, 5.0, 10.0]
+    with pytest.raises(ConfigError, match="unknown config key 'network.size'"):
+        build_runs("sparse", Options(out=tmp_path, axes={"network.size": [1]}))
+    with pytest.raises(ConfigError, match="--axis is not available for experiment 'rules'"):
+        build_runs("rules", Options(out=tmp_path, axes={"network.n_rec": [100]}))
+    from click.testing import CliRunner
+
+    from cognet.cli.main import main
+
+    res = CliRunner().invoke(main, ["experiment", "sparse", "--out", str(tmp_path), "--axis", "network.n_rec"])
+    assert res.exit_code == 2 and "--axis expects KEY=V1,V2" in res.output

@@ -63,6 +63,8 @@ class Options:
     executor: str = "local"
     retry_failed: bool = False
     scale_param: str = "width"  # surrogate-scale: which knob the scale factor multiplies
+    #: extra grid axes, config key -> values (sparse only: e.g. network.n_rec, train.iterations, task.step_ms)
+    axes: Dict[str, Sequence[Any]] = field(default_factory=dict)
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
 
 
@@ -113,6 +115,9 @@ class Experiment:
     default_tasks: Tuple[str, ...] = ("add",)
     seeds = {"small": 2, "full": 4}
     iterations: Dict[str, Optional[int]] = {"small": 1000, "full": None}
+
+    #: whether ``Options.axes`` (extra config-key grid axes) may be given
+    takes_axes = False
 
     def axes(self, opts: Options) -> Dict[str, Sequence[Any]]:
         raise NotImplementedError
@@ -446,23 +451,37 @@ class Sparse(Experiment):
     name = "sparse"
     claim = ("Zenke & Vogels 2021, Kraisnikovic et al. 2021: with activity regularisation the networks stay accurate "
              "at low firing rates")
-    seeds = {"small": 3, "full": 4}
-    targets = {"small": [2.0, 5.0, 10.0, 20.0], "full": [1.0, 2.0, 5.0, 10.0, 20.0, 40.0]}
+    seeds = {"small": 5, "full": 8}
+    targets = {"small": [1.0, 2.0, 3.0, 5.0, 10.0], "full": [1.0, 2.0, 3.0, 5.0, 10.0, 20.0]}
+    #: Options.axes (--axis KEY=V1,V2): what the low end may need, e.g. network.n_rec=100,300,
+    #: train.iterations=1000,3000, task.step_ms=20,40; results are grouped by them
+    takes_axes = True
+    THRESHOLD = 0.90  # sequence accuracy that must hold at a target
 
     def axes(self, opts):
-        return {"task": self.task_list(opts), "rate_target_hz": self.targets[opts.grid], "seed": self.seed_list(opts)}
+        from cognet.training.config import set_key, RunConfig
+
+        for key in opts.axes:
+            if key in ("task", "task.name", "rule", "seed", "train.rate_target_hz"):
+                raise ConfigError(f"--axis {key} is fixed by the sparse experiment; use --task / --seeds")
+            set_key(RunConfig(), key, list(opts.axes[key])[0])  # an unknown key fails here, by name
+        return {"task": self.task_list(opts), **{k: list(v) for k, v in opts.axes.items()},
+                "rate_target_hz": self.targets[opts.grid], "seed": self.seed_list(opts)}
 
     def to_sets(self, p, opts):
-        return {"task": p["task"], "train.rate_target_hz": p["rate_target_hz"], "seed": p["seed"]}
+        return {"task": p["task"], **{k: p[k] for k in opts.axes}, "train.rate_target_hz": p["rate_target_hz"],
+                "seed": p["seed"]}
 
     def analyse(self, rows, opts):
-        table = aggregate(rows, ["task", "rate_target_hz"])
+        extra = [k for k in opts.axes]
+        table = aggregate(rows, ["task", *extra, "rate_target_hz"],
+                          values=("accuracy", "sequence_accuracy", "mean_rate_hz", "iterations", "wall_s"))
         lo = min(r["rate_target_hz"] for r in rows)
         drops, parts = [], []
         for task in dict.fromkeys(r["task"] for r in rows):
             gs = [g for g in table if g["task"] == task]
             best = max(gs, key=lambda g: g["accuracy_mean"])
-            low = next(g for g in gs if g["rate_target_hz"] == lo)
+            low = max((g for g in gs if g["rate_target_hz"] == lo), key=lambda g: g["accuracy_mean"])
             drops.append(best["accuracy_mean"] - low["accuracy_mean"])
             parts.append(f"{task}: {_f(low['accuracy_mean'])} at the {lo:g} Hz target (measured "
                          f"{_f(low['mean_rate_hz_mean'], 1)} Hz) vs best {_f(best['accuracy_mean'])} at "
@@ -479,31 +498,86 @@ class Sparse(Experiment):
         else:
             verdict = (f"The sparsest networks lose up to {worst_drop:.3f} accuracy at this training budget, "
                        "contradicting robust performance at the lowest rate here.")
-        return Analysis(table, ["task", "rate_target_hz", "accuracy_mean", "accuracy_std", "n", "mean_rate_hz_mean",
-                                "mean_rate_hz_std", "iterations_mean", "diverged"],
-                        ["task", "rate target (Hz)", "accuracy", "sd", "seeds", "measured rate (Hz)", "rate sd",
-                         "iterations", "diverged"], head, verdict, {"max_drop_at_lowest_target": worst_drop})
+        lowest, low_text = self.lowest_targets(rows, table, extra)
+        return Analysis(table, ["task", *extra, "rate_target_hz", "accuracy_mean", "accuracy_std",
+                                "sequence_accuracy_mean", "n", "mean_rate_hz_mean", "mean_rate_hz_std",
+                                "iterations_mean", "diverged"],
+                        ["task", *extra, "rate target (Hz)", "accuracy", "sd", "sequence acc.", "seeds",
+                         "measured rate (Hz)", "rate sd", "iterations", "diverged"], head, verdict + low_text,
+                        {"max_drop_at_lowest_target": worst_drop, "lowest_target": lowest, "axes": extra})
+
+    def lowest_targets(self, rows, table, extra) -> Tuple[Dict[str, Any], str]:
+        """Per task (and setting of the extra axes): the lowest rate target at which the mean
+        sequence accuracy over seeds is >= THRESHOLD (with its 95 % t-interval and the measured
+        rate; a diverged run counts at chance), and the lowest measured rate of any single run
+        that reached THRESHOLD."""
+        from cognet.experiments.generalize import mean_ci95
+
+        def seq(r) -> float:
+            v = r.get("sequence_accuracy", math.nan)
+            if v is None or math.isnan(v):
+                return r["accuracy"] if r.get("metric") == "sequence_accuracy" else math.nan
+            return v
+
+        out: Dict[str, Any] = {}
+        parts = []
+        for key in dict.fromkeys(tuple(g[k] for k in ["task", *extra]) for g in table):
+            label = key[0] + "".join(f", {k}={v}" for k, v in zip(extra, key[1:]))
+            rs = [r for r in rows if tuple(r[k] for k in ["task", *extra]) == key]
+            targets = sorted({r["rate_target_hz"] for r in rs})
+            cells = {t: mean_ci95([seq(r) for r in rs if r["rate_target_hz"] == t]) for t in targets}
+            held = [t for t in targets if cells[t]["mean"] >= self.THRESHOLD]
+            good = [r for r in rs if seq(r) >= self.THRESHOLD and not math.isnan(r["mean_rate_hz"])]
+            entry: Dict[str, Any] = {"target_hz": None, "sequence_accuracy_by_target": {f"{t:g}": cells[t] for t in targets},
+                                     "lowest_measured_rate_hz_of_a_run": min((r["mean_rate_hz"] for r in good),
+                                                                             default=None)}
+            if held:
+                t = held[0]
+                ci = cells[t]
+                rate = mean_std([r["mean_rate_hz"] for r in rs if r["rate_target_hz"] == t])[0]
+                entry.update({"target_hz": t, "sequence_accuracy": ci, "measured_rate_hz": rate})
+                cis = "" if math.isnan(ci["lo"]) else f" [{_f(ci['lo'])}, {_f(ci['hi'])}]"
+                parts.append(f"{label}: {t:g} Hz (sequence accuracy {_f(ci['mean'])}{cis} at a measured "
+                             f"{_f(rate, 2)} Hz)")
+            else:
+                parts.append(f"{label}: none of the targets {', '.join(f'{t:g}' for t in targets)} Hz")
+            if good:
+                parts[-1] += (f"; lowest measured rate of a run at >= {self.THRESHOLD:.2f}: "
+                              f"{_f(entry['lowest_measured_rate_hz_of_a_run'], 2)} Hz")
+            out[label] = entry
+        return out, (f" Lowest rate target at which sequence accuracy >= {self.THRESHOLD:.2f} holds (mean over seeds): "
+                     + "; ".join(parts) + ".")
 
     def plot(self, rows, an, path):
         plt = _plt()
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-        for task in dict.fromkeys(r["task"] for r in rows):
-            gs = [g for g in an.table if g["task"] == task]
-            a1.errorbar([g["rate_target_hz"] for g in gs], [g["accuracy_mean"] for g in gs],
-                        yerr=[g["accuracy_std"] for g in gs], marker="o", capsize=3, label=task)
+        extra = list(an.numbers.get("axes", []))
+        for key in dict.fromkeys(tuple(g[k] for k in ["task", *extra]) for g in an.table):
+            label = key[0] + "".join(f", {k}={v}" for k, v in zip(extra, key[1:]))
+            gs = [g for g in an.table if tuple(g[k] for k in ["task", *extra]) == key]
+            rs = [r for r in rows if tuple(r[k] for k in ["task", *extra]) == key]
+            line = a1.errorbar([g["mean_rate_hz_mean"] for g in gs], [g["accuracy_mean"] for g in gs],
+                               xerr=[g["mean_rate_hz_std"] for g in gs], yerr=[g["accuracy_std"] for g in gs],
+                               marker="o", capsize=3, label=label)
+            a1.scatter([r["mean_rate_hz"] for r in rs], [r["accuracy"] for r in rs], s=8, alpha=0.4,
+                       color=line[0].get_color())
             a2.errorbar([g["rate_target_hz"] for g in gs], [g["mean_rate_hz_mean"] for g in gs],
-                        yerr=[g["mean_rate_hz_std"] for g in gs], marker="o", capsize=3, label=task)
+                        yerr=[g["mean_rate_hz_std"] for g in gs], marker="o", capsize=3, label=label)
+        for task in dict.fromkeys(r["task"] for r in rows):
             a1.axhline(_chance(rows, task), color="gray", ls=":", label=f"chance ({task})")
+        a1.axhline(self.THRESHOLD, color="k", ls="--", lw=0.6, label=f"{self.THRESHOLD:.2f}")
         xs = sorted({r["rate_target_hz"] for r in rows})
         a2.plot(xs, xs, "k--", lw=0.8, label="target")
+        a1.set_xscale("log")
+        a1.set_xlabel("measured mean firing rate (Hz; points: single runs)")
+        _log_ticks(a2, xs)
+        a2.set_xlabel("firing-rate target (Hz)")
         for ax in (a1, a2):
-            _log_ticks(ax, xs)
-            ax.set_xlabel("firing-rate target (Hz)")
             ax.legend(fontsize=8)
         a1.set_ylabel(_metric_label(rows))
         a2.set_ylabel("measured mean rate (Hz)")
         _log_ticks(a2, xs, "y")
-        a1.set_title("accuracy vs sparsity")
+        a1.set_title("accuracy vs measured rate")
         a2.set_title("measured vs target rate")
         fig.tight_layout()
         fig.savefig(path, dpi=120, format="png")
@@ -689,6 +763,9 @@ def build_runs(name: str, opts: Options):
     if opts.grid not in GRIDS:
         raise ConfigError(f"grid must be one of {list(GRIDS)}, got {opts.grid!r}")
     exp = EXPERIMENTS[name]
+    if opts.axes and not exp.takes_axes:
+        raise ConfigError(f"--axis is not available for experiment {name!r} (only: "
+                          f"{', '.join(n for n, e in EXPERIMENTS.items() if e.takes_axes)})")
     points = grid(exp.axes(opts))
     runs = make_runs(points, lambda p: exp.to_sets(p, opts), Path(opts.out) / "runs",
                      base_sets=exp.base_sets(opts), config_file=opts.config_file)
