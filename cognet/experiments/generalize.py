@@ -100,9 +100,9 @@ def evaluate_lengths(run_dir, factors: Sequence[float], trials: int) -> Dict[str
     return res
 
 
-def mean_ci95(values: Sequence[float]) -> Dict[str, Any]:
-    """Mean over seeds with the 95 % t-interval of the mean (``mean +- t_{0.975, n-1} sd / sqrt(n)``;
-    no interval for one seed)."""
+def mean_ci95(values: Sequence[float], bounds: Optional[tuple] = None) -> Dict[str, Any]:
+    """Mean over seeds with the 95 % t-interval of the mean (``mean +- t_{0.975, n-1} sd / sqrt(n)``,
+    clipped to ``bounds``, e.g. (0, 1) for an accuracy; no interval for one seed)."""
     import math
 
     from scipy.stats import t as student_t
@@ -116,13 +116,20 @@ def mean_ci95(values: Sequence[float]) -> Dict[str, Any]:
         return {"mean": m, "lo": math.nan, "hi": math.nan, "n": 1}
     sd = math.sqrt(sum((x - m) ** 2 for x in v) / (n - 1))
     h = float(student_t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-    return {"mean": m, "lo": m - h, "hi": m + h, "n": n}
+    lo, hi = m - h, m + h
+    if bounds is not None:
+        lo, hi = max(bounds[0], lo), min(bounds[1], hi)
+    return {"mean": m, "lo": lo, "hi": hi, "n": n}
+
+
+#: a run counts as having learnt its task if its bit accuracy at the training length beats chance by this
+LEARNT_MARGIN = 0.1
 
 
 def retention(acc0: float, chance0: float, acc: float, chance: float) -> float:
     """Share of the above-chance accuracy at the training length that is kept at a longer one:
-    ``(acc - chance) / (acc0 - chance0)`` (1: holds; 0: at chance). NaN if nothing was learnt
-    at the training length (``acc0 - chance0 < 0.05``)."""
+    ``(acc - chance) / (acc0 - chance0)`` (1: holds; 0: at chance; below 0: worse than chance).
+    NaN if the task was not learnt at the training length (``acc0 - chance0 < LEARNT_MARGIN``)."""
     import math
 
-    return (acc - chance) / (acc0 - chance0) if acc0 - chance0 >= 0.05 else math.nan
+    return (acc - chance) / (acc0 - chance0) if acc0 - chance0 >= LEARNT_MARGIN else math.nan
