@@ -595,7 +595,8 @@ class LengthGeneralization(Experiment):
     ``(acc(L) - chance(L)) / (acc(L0) - chance(L0))``, averaged over the seeds of the rules that
     learnt the task at L0 (bit accuracy >= chance + 0.1): >= 0.8 algorithm-like (accuracy per bit holds),
     <= 0.2 lookup-like (collapses to chance), partial in between. ``count`` trains at 4 bits
-    (its default 7 bits already fills its 3 output bits) and is tested up to 7 bits.
+    (its default 7 bits already fills its 3 output bits) and is tested up to 7 bits. A diverged
+    run has no model to test and is left out of the length table (``diverged`` in its row).
     """
 
     name = "length-generalization"
