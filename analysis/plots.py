@@ -230,3 +230,35 @@ def compare_bars(path: Path, rows: List[Dict[str, Any]]) -> Path:
                  fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def generalization_figure(path: Path, res: Dict[str, Any]) -> Path:
+    """Accuracy (bit and sequence, 95 % CI) against the varied task parameter, the training
+    value marked, chance levels dashed; right panel: mean firing rate per value."""
+    plt = _plt()
+    rows = res["rows"]
+    xs = [float(r["value"]) for r in rows]
+    fig, (ax, ax_r) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [2, 1]})
+    for key, label, color in (("bit_accuracy", "bit accuracy", "tab:blue"),
+                              ("sequence_accuracy", "sequence accuracy", "tab:orange")):
+        y = np.array([r[key] for r in rows])
+        ci = np.array([r[f"{key}_ci95"] for r in rows])
+        ax.errorbar(xs, y, yerr=[y - ci[:, 0], ci[:, 1] - y], marker="o", capsize=3, color=color, label=label)
+        ax.plot(xs, [r["chance"][key] for r in rows], ls=":", color=color, label=f"chance ({label.split()[0]})")
+    if res.get("trained_value") is not None:
+        for a in (ax, ax_r):
+            a.axvline(float(res["trained_value"]), color="grey", lw=1, ls="--")
+        ax.text(float(res["trained_value"]), 1.02, " trained", color="grey", fontsize=8, va="bottom")
+    ax.set_ylim(0, 1.08)
+    ax.set_xticks(xs)
+    ax.set_xlabel(res["param"])
+    ax.set_ylabel(f"held-out accuracy ({res['trials']} trials, 95 % CI)")
+    ax.set_title(f"{res['task']} / {res['rule']} seed {res['seed']}: generalisation")
+    ax.legend(fontsize=8, loc="lower left")
+    ax_r.plot(xs, [r["mean_rate_hz"] for r in rows], marker="o", color="k")
+    ax_r.set_xticks(xs)
+    ax_r.set_xlabel(res["param"])
+    ax_r.set_ylabel("mean firing rate (Hz)")
+    ax_r.set_ylim(bottom=0)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -27,8 +27,33 @@ def summary_rows(a: Dict[str, Any]) -> List[Tuple[str, str, str]]:
          "spikes / (trials x duration), per neuron"),
         ("silent neurons", f"{100 * a['silent_fraction']:.1f} %", "no spike in any held-out trial"),
         ("neurons at 2-60 Hz", f"{100 * a['band_2_60hz_fraction']:.1f} %", "rate inside the 2-60 Hz band"),
-        ("ISI CV", f"{_fmt(a['isi_cv']['median'])} median ({a['isi_cv']['n']} neurons)",
-         "std/mean of ISIs within trials, pooled over trials (>= 3 ISIs)"),
+        ("ISI CV (pooled)", f"{_fmt(a['isi_cv']['median'])} median ({a['isi_cv']['n']} neurons)",
+         "std/mean of the within-trial ISIs of all trials pooled (>= 3 ISIs); mixes rates of different trials"),
+    ]
+    if "isi_cv_per_trial" in a:  # analyses written before these measures lack them
+        rows += [
+            ("ISI CV (per trial)", f"{_fmt(a['isi_cv_per_trial']['median'])} median "
+             f"({a['isi_cv_per_trial']['n']} neurons)", "std/mean of ISIs within one trial (>= 2 ISIs), averaged over trials"),
+            ("ISI LV", f"{_fmt(a['isi_lv']['median'])} median ({a['isi_lv']['n']} neurons)",
+             "local variation, Shinomoto et al. 2003: 3 mean ((I_k+1 - I_k)/(I_k+1 + I_k))^2; 1 Poisson, 0 regular"),
+            ("ISI CV2", f"{_fmt(a['isi_cv2']['median'])} median ({a['isi_cv2']['n']} neurons)",
+             "Holt et al. 1996: 2 mean |I_k+1 - I_k|/(I_k+1 + I_k) over neighbouring ISIs; 1 Poisson, 0 regular"),
+        ]
+    if "symbol_steps" in a:
+        sy = a["symbol_steps"]
+        ms = _fmt(sy["symbol_ms"])
+        rows += [
+            ("spikes per neuron per symbol", f"{sy['spikes_per_neuron_per_symbol']:.3f} "
+             f"(0: {100 * sy['fraction_0']:.1f} %, 1: {100 * sy['fraction_1']:.1f} %, "
+             f">= 2: {100 * sy['fraction_2_or_more']:.1f} % of neuron-steps)",
+             f"spike count of one neuron in one {ms} ms symbol step; a rate code needs several"),
+            ("population spikes per symbol", f"{_fmt(sy['population_spikes_per_symbol'])} "
+             f"({_fmt(sy['population_spikes_per_step'])} per time step)",
+             f"all recurrent spikes in one {ms} ms symbol step (and in one time step)"),
+            ("spikes per answer", f"{_fmt(sy['spikes_per_answer'])}",
+             f"recurrent spikes per trial / answer windows per trial ({sy['answers_per_trial']})"),
+        ]
+    rows += [
         ("Fano factor", f"{_fmt(a['fano_factor']['median'])} median",
          f"var/mean of counts across trials in {_fmt(a['fano_factor']['window_ms'])} ms windows"),
         ("spike-count correlation", f"{_fmt(a['count_correlation']['total'])} total, "

@@ -7,10 +7,26 @@ cross-check each statistic that Elephant also has against Elephant on the same s
 Definitions (``N`` trials, ``T`` steps, ``n`` neurons):
 
 * rate: ``r_i = (sum over trials and steps of z) / (N T dt)`` in Hz, per neuron.
-* ISI CV: inter-spike intervals are taken inside each trial (never across a trial
+* ISI CV (pooled): inter-spike intervals are taken inside each trial (never across a trial
   boundary) and pooled over trials per neuron; ``CV_i = std(ISI) / mean(ISI)`` with the
   population std (ddof=0, as ``elephant.statistics.cv`` / ``scipy.stats.variation``).
-  Neurons with fewer than ``min_isis`` intervals get NaN.
+  Neurons with fewer than ``min_isis`` intervals get NaN. Trials differ in their input, so
+  pooling mixes intervals of different rates: this CV measures rate differences across
+  trials as much as irregularity.
+* ISI CV (per trial): the same CV computed within each trial that has >= ``min_isis``
+  (default 2) intervals, then averaged over those trials (unweighted), per neuron.
+* LV, local variation (Shinomoto et al. 2003) and CV2 (Holt et al. 1996): for consecutive
+  intervals ``I_k, I_{k+1}`` of the same trial, ``r_k = (I_{k+1} - I_k) / (I_{k+1} + I_k)``;
+  ``LV = 3 mean_k r_k^2`` and ``CV2 = 2 mean_k |r_k|``, the mean taken over all pairs of all
+  trials (the pair-weighted mean of ``elephant.statistics.lv`` / ``cv2`` per trial). Both
+  compare only neighbouring intervals, so slow rate changes do not inflate them; both are
+  1 for a Poisson process and 0 for a regular train. NaN with fewer than ``min_pairs`` (2) pairs.
+* Spikes per symbol step: counts ``c[trial, s, i]`` per symbol step and neuron; reported:
+  the mean of ``c`` (spikes per neuron per symbol), the fraction of neuron-steps with 0, 1
+  and >= 2 spikes, population spikes per symbol step (``sum_i c``, mean over trials and
+  steps) and per time step, and spikes per answer (all recurrent spikes of a trial divided
+  by its answer windows). At 10 Hz and 20 ms symbols a neuron fires 0.2 spikes per symbol:
+  a rate code, which needs several spikes per neuron per symbol, is impossible.
 * Fano factor: spike counts ``c[trial, w, i]`` in consecutive windows of ``window_steps``;
   per window and neuron ``F = var_trials(c) / mean_trials(c)`` (ddof=0, as
   ``elephant.statistics.fanofactor`` over the trials' spike trains); per neuron the mean
@@ -83,6 +99,67 @@ def isi_cv(z: np.ndarray, dt_ms: float, min_isis: int = 3) -> np.ndarray:
         cv = np.sqrt(dev2 / count) / mean
     cv[count < max(1, min_isis)] = np.nan
     return cv
+
+
+def _trial_isis(z: np.ndarray, dt_ms: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All within-trial ISIs (ms) in order, with their neuron and trial."""
+    neuron, trial, t = np.nonzero(np.transpose(_check(z), (2, 0, 1)))  # sorted by neuron, trial, t
+    same = (neuron[1:] == neuron[:-1]) & (trial[1:] == trial[:-1])
+    return (t[1:] - t[:-1])[same].astype(np.float64) * dt_ms, neuron[1:][same], trial[1:][same]
+
+
+def isi_cv_per_trial(z: np.ndarray, dt_ms: float, min_isis: int = 2) -> np.ndarray:
+    """Per-neuron ISI CV computed within each trial (>= min_isis intervals), averaged over trials."""
+    z = _check(z)
+    N, n = z.shape[0], z.shape[2]
+    isi, neuron, trial = _trial_isis(z, dt_ms)
+    group = neuron * N + trial
+    count = np.bincount(group, minlength=n * N).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(group, weights=isi, minlength=n * N) / count
+        dev2 = np.bincount(group, weights=(isi - mean[group]) ** 2, minlength=n * N)
+        cv = np.sqrt(dev2 / count) / mean
+    ok = (count >= max(1, min_isis)).reshape(n, N)
+    cv = np.where(ok, cv.reshape(n, N), 0.0)
+    k = ok.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(k > 0, cv.sum(axis=1) / np.maximum(k, 1), np.nan)
+
+
+def isi_local_variation(z: np.ndarray, dt_ms: float, min_pairs: int = 2) -> Dict[str, np.ndarray]:
+    """Per-neuron LV (Shinomoto et al. 2003) and CV2 (Holt et al. 1996) over consecutive
+    within-trial ISI pairs (see the module docstring): ``{"lv": [n], "cv2": [n], "pairs": [n]}``."""
+    z = _check(z)
+    n = z.shape[2]
+    isi, neuron, trial = _trial_isis(z, dt_ms)
+    same = (neuron[1:] == neuron[:-1]) & (trial[1:] == trial[:-1])
+    a, b, owner = isi[:-1][same], isi[1:][same], neuron[1:][same]
+    r = (b - a) / (a + b)
+    pairs = np.bincount(owner, minlength=n).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lv = 3.0 * np.bincount(owner, weights=r * r, minlength=n) / pairs
+        cv2 = 2.0 * np.bincount(owner, weights=np.abs(r), minlength=n) / pairs
+    few = pairs < max(1, min_pairs)
+    lv[few] = np.nan
+    cv2[few] = np.nan
+    return {"lv": lv, "cv2": cv2, "pairs": pairs}
+
+
+def symbol_step_counts(z: np.ndarray, dt_ms: float, steps_per_symbol: int, n_answers: int = 0) -> Dict[str, Any]:
+    """Spikes per neuron per symbol step and the derived budgets (see the module docstring)."""
+    c = window_counts(z, steps_per_symbol)  # [N, S, n]
+    N, S, n = c.shape
+    total_per_trial = _check(z).sum(axis=(1, 2), dtype=np.float64)
+    return {
+        "symbol_ms": steps_per_symbol * dt_ms,
+        "spikes_per_neuron_per_symbol": float(c.mean()),
+        "fraction_0": float((c == 0).mean()), "fraction_1": float((c == 1).mean()),
+        "fraction_2_or_more": float((c >= 2).mean()),
+        "population_spikes_per_symbol": float(c.sum(axis=2).mean()),
+        "population_spikes_per_step": float(total_per_trial.mean() / z.shape[1]),
+        "answers_per_trial": int(n_answers),
+        "spikes_per_answer": float(total_per_trial.mean() / n_answers) if n_answers else None,
+    }
 
 
 def window_counts(z: np.ndarray, window_steps: int) -> np.ndarray:
@@ -307,6 +384,8 @@ def firing_regime(
     bin_steps = max(1, int(round(bin_ms / dt_ms)))
     rates = firing_rates(z, dt_ms)
     cv = isi_cv(z, dt_ms)
+    cv_trial = isi_cv_per_trial(z, dt_ms)
+    local = isi_local_variation(z, dt_ms)
     ff = fano_factor(z, steps_per_symbol)
     corr = count_correlation(z, steps_per_symbol)
     chi = golomb_chi(z, bin_steps)
@@ -345,7 +424,11 @@ def firing_regime(
     return {
         "trials": int(z.shape[0]), "T_steps": int(z.shape[1]), "n": int(z.shape[2]), "dt_ms": float(dt_ms),
         "rate_hz": {**summarize(rates), "std": float(rates.std()), "max": float(rates.max()), "per_neuron": rates},
-        "isi_cv": {**summarize(cv), "min_isis": 3, "per_neuron": cv},
+        "isi_cv": {**summarize(cv), "min_isis": 3, "pooled_over_trials": True, "per_neuron": cv},
+        "isi_cv_per_trial": {**summarize(cv_trial), "min_isis_per_trial": 2, "per_neuron": cv_trial},
+        "isi_lv": {**summarize(local["lv"]), "min_pairs": 2, "per_neuron": local["lv"]},
+        "isi_cv2": {**summarize(local["cv2"]), "min_pairs": 2, "per_neuron": local["cv2"]},
+        "symbol_steps": symbol_step_counts(z, dt_ms, steps_per_symbol, len(windows)),
         "fano_factor": {**summarize(ff), "window_ms": steps_per_symbol * dt_ms, "per_neuron": ff},
         "count_correlation": {**corr, "bin_ms": steps_per_symbol * dt_ms},
         "synchrony": {"measure": "Golomb chi", "chi": summarize(chi)["mean"], "bin_ms": bin_steps * dt_ms,

@@ -229,16 +229,16 @@ def test_tiny_experiment_end_to_end(tmp_path):
             "--set", "network.n_rec=20", "--set", "train.eval_every=10", "--set", "train.eval_trials=32"]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
-    assert "4 runs (0 errors)" in res.output
+    assert "5 runs (0 errors)" in res.output
     data = json.loads((out / "results.json").read_text())
-    assert len(data["runs"]) == 4 and len(data["table"]) == 4
+    assert len(data["runs"]) == 5 and len(data["table"]) == 5
     assert data["verdict"].startswith("Held-out accuracy add:")
     assert (out / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (out / "results.csv").read_text().count("\n") == 5
+    assert (out / "results.csv").read_text().count("\n") == 6
     md = (out / "results.md").read_text()
     assert "| add | 2 |" in md and data["verdict"] in md
     manifest = json.loads((out / "sweep.json").read_text())
-    assert len(manifest["runs"]) == 4 and manifest["runs"][0]["config"]["train"]["iterations"] == 10
+    assert len(manifest["runs"]) == 5 and manifest["runs"][0]["config"]["train"]["iterations"] == 10
     res = CliRunner().invoke(main, args + ["--json"])
     assert res.exit_code == 0, res.output
     again = json.loads(res.stdout if hasattr(res, "stdout") else res.output)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 import torch
@@ -81,10 +81,13 @@ def _rates(z: np.ndarray, dt_ms: float) -> np.ndarray:
 
 
 def verify_run(run_dir, trials: int = 256, dt_ms: Optional[float] = None, target: Optional[str] = None,
-               seed: Optional[int] = None, write: bool = True) -> Dict[str, Any]:
+               seed: Optional[int] = None, write: bool = True,
+               task_overrides: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """Replay ``trials`` held-out trials of a trained run in Brian2 and compare with torch.
 
     ``dt_ms`` is the Brian2 step (default: the training step; a finer one must divide it).
+    ``task_overrides`` replays the task with some parameters changed (e.g. ``{"n_bits": 16}``
+    for ``cognet generalize --brian2``); it must keep the network's input/output sizes.
     Returns the dict written to ``verify.json`` (see the module docstring).
     """
     import tasks
@@ -106,7 +109,10 @@ def verify_run(run_dir, trials: int = 256, dt_ms: Optional[float] = None, target
     if abs(factor - round(factor)) > 1e-6 or round(factor) < 1:
         raise ValueError(f"dt_ms={dt} must divide the training step {dt_train} ms a whole number of times")
     factor = int(round(factor))
-    task = tasks.get_task(cfg.task, cfg.task_params, dt_train)
+    task = tasks.get_task(cfg.task, {**cfg.task_params, **dict(task_overrides or {})}, dt_train)
+    if task.n_in != net.n_in or task.n_out != net.n_out:
+        raise ValueError(f"task overrides {dict(task_overrides or {})} change the network's sizes "
+                         f"(n_in {net.n_in} -> {task.n_in}, n_out {net.n_out} -> {task.n_out})")
     eval_seed = derive_seeds(cfg.seed)["test"] if seed is None else int(seed)
 
     threads = torch.get_num_threads()
@@ -154,6 +160,8 @@ def verify_run(run_dir, trials: int = 256, dt_ms: Optional[float] = None, target
                    "run_s": run.run_s, "target": run.target, "synapses": run.n_synapses},
         "accuracy_difference": s_b["accuracy"] - s_t["accuracy"],
     }
+    if task_overrides:
+        result["task_overrides"] = dict(task_overrides)
     if write:
         k = factor
         x_fine = np.zeros((trials, rec_t.T * k, rec_t.x.shape[2]), dtype=np.uint8)

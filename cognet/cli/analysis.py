@@ -15,7 +15,7 @@ def analysis_lines(a) -> list:
     acc = a["accuracy"]
     lines = [f"{a['task']} / {a['rule']} seed {a['seed']} ({a['source']}): {a['trials']} held-out trials, "
              f"bit accuracy {acc['bit_accuracy']:.3f}, sequence accuracy {acc['sequence_accuracy']:.3f}"]
-    width = 26
+    width = 30
     lines += [f"  {name:<{width}} {value}" for name, value, _ in summary_rows(a)]
     lines.append(f"report: {a['report']}  (also {Path(a['report_md']).name}; figures and analysis.json in {a['out_dir']})")
     return lines

@@ -27,8 +27,25 @@ def _slurm(partition, time_min):
     return SlurmOptions(partition=partition, time_min=time_min)
 
 
+def _parse_axes(items) -> Dict[str, List[Any]]:
+    """``KEY=V1,V2,...`` items -> {key: [values]} (values parsed as YAML scalars)."""
+    import yaml
+
+    ax: Dict[str, List[Any]] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--axis expects KEY=V1,V2,..., got {item!r}")
+        k, v = item.split("=", 1)
+        vals = [yaml.safe_load(x) for x in v.split(",") if x.strip()]
+        if not k.strip() or not vals:
+            raise ValueError(f"--axis expects KEY=V1,V2,..., got {item!r}")
+        ax[k.strip()] = vals
+    return ax
+
+
 @click.command("experiment")
-@click.argument("name", type=click.Choice(["surrogate-scale", "reset-gradient", "leak-aware", "rules", "sparse"]))
+@click.argument("name", type=click.Choice(["surrogate-scale", "reset-gradient", "leak-aware", "rules", "sparse",
+                                         "length-generalization"]))
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="experiment folder (default runs/experiments/NAME)")
 @click.option("--grid", "grid_", type=click.Choice(["small", "full"]), default="small", show_default=True,
@@ -43,10 +60,13 @@ def _slurm(partition, time_min):
               help="YAML config applied to every run")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a config key in every run")
 @click.option("--retry-failed", is_flag=True, help="train runs recorded as diverged again")
+@click.option("--axis", "axes", multiple=True, metavar="KEY=V1,V2,...",
+              help="sparse: an extra grid axis over a config key, e.g. --axis network.n_rec=100,300 "
+                   "--axis task.step_ms=20,40 --axis train.iterations=1000,3000 (repeatable)")
 @_executor_options
 @click.option("--json", "as_json", is_flag=True, help="print the result as one JSON object")
 def experiment_cmd(name, out, grid_, seeds, iterations, tasks_, scale_param, config_file, sets, retry_failed,
-                   jobs, executor, partition, time_min, as_json) -> None:
+                   axes, jobs, executor, partition, time_min, as_json) -> None:
     """Run a seed-paper claim as a sweep; write a table, a figure and a measured verdict.
 
     \b
@@ -55,14 +75,19 @@ def experiment_cmd(name, out, grid_, seeds, iterations, tasks_, scale_param, con
     leak-aware       leak-aware derivative vs plain surrogate (Lee et al. 2020)
     rules            BPTT vs the e-prop variants (Bellec et al. 2020)
     sparse           accuracy vs firing-rate target
+    length-generalization  trained at the default length, tested up to 4x (symbolic computation)
 
     Re-running skips finished runs and resumes killed ones.
     """
     from cognet.experiments.claims import Options, run_experiment
 
+    try:
+        extra = _parse_axes(axes)
+    except ValueError as exc:
+        _fail(exc)
     opts = Options(out=Path(out or f"runs/experiments/{name}"), grid=grid_, seeds=seeds, iterations=iterations,
                    tasks=tasks_, sets=sets, config_file=config_file, jobs=jobs, executor=executor,
-                   retry_failed=retry_failed, scale_param=scale_param, slurm=_slurm(partition, time_min))
+                   retry_failed=retry_failed, scale_param=scale_param, slurm=_slurm(partition, time_min), axes=extra)
     log = (lambda s: click.echo(s, err=True)) if as_json else click.echo
     try:
         res = run_experiment(name, opts, log)

@@ -5,6 +5,7 @@
     cognet train --task T --rule R ...    train one configuration into a run directory
     cognet eval DIR                       re-score a trained run on fresh held-out trials
     cognet demo                           train the default task and report (the README's main job)
+    cognet generalize DIR --values 4,8,16 a trained run at other task-parameter values (cli/generalize.py)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .align import align_cmd
 from .analysis import analysis_lines, analyze_cmd, compare_cmd
 from .common import _fail, _user_errors, emit, plugin_option
 from .experiment import experiment_cmd, reproduce_cmd, sweep_cmd
+from .generalize import generalize_cmd
 from .verify import verify_cmd, verify_lines
 
 
@@ -180,7 +182,17 @@ def demo_cmd(out, task, restart, as_json) -> None:
     emit(report, as_json, lines)
 
 
-for _cmd in (verify_cmd, analyze_cmd, compare_cmd, experiment_cmd, sweep_cmd, reproduce_cmd, align_cmd):
+_COMMANDS = (
+    verify_cmd,
+    analyze_cmd,
+    compare_cmd,
+    experiment_cmd,
+    sweep_cmd,
+    reproduce_cmd,
+    align_cmd,
+    generalize_cmd,
+)
+for _cmd in _COMMANDS:
     main.add_command(_cmd)
 # every command accepts --plugin MODULE (third-party tasks and rules; cognet.training.plugins)
 for _cmd in main.commands.values():

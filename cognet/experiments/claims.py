@@ -26,6 +26,7 @@ a difference counts only if ``|d| > max(TOL, 2 SE)``.
 | leak-aware | surrogate.leak_aware | Lee et al. 2020: the leak-aware derivative helps train leaky neurons |
 | rules | rule (bptt, eprop-symmetric, eprop-random, eprop-adaptive) x task | Bellec et al. 2020: e-prop approaches BPTT |
 | sparse | train.rate_target_hz | Zenke & Vogels 2021 / Kraisnikovic et al. 2021: accurate at low firing rates |
+| length-generalization | task x rule, tested at longer task.n_bits | symbolic computation: accuracy per bit holds on longer inputs |
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class Options:
     executor: str = "local"
     retry_failed: bool = False
     scale_param: str = "width"  # surrogate-scale: which knob the scale factor multiplies
+    #: extra grid axes, config key -> values (sparse only: e.g. network.n_rec, train.iterations, task.step_ms)
+    axes: Dict[str, Sequence[Any]] = field(default_factory=dict)
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
 
 
@@ -112,6 +115,9 @@ class Experiment:
     default_tasks: Tuple[str, ...] = ("add",)
     seeds = {"small": 2, "full": 4}
     iterations: Dict[str, Optional[int]] = {"small": 1000, "full": None}
+
+    #: whether ``Options.axes`` (extra config-key grid axes) may be given
+    takes_axes = False
 
     def axes(self, opts: Options) -> Dict[str, Sequence[Any]]:
         raise NotImplementedError
@@ -445,23 +451,37 @@ class Sparse(Experiment):
     name = "sparse"
     claim = ("Zenke & Vogels 2021, Kraisnikovic et al. 2021: with activity regularisation the networks stay accurate "
              "at low firing rates")
-    seeds = {"small": 3, "full": 4}
-    targets = {"small": [2.0, 5.0, 10.0, 20.0], "full": [1.0, 2.0, 5.0, 10.0, 20.0, 40.0]}
+    seeds = {"small": 5, "full": 8}
+    targets = {"small": [1.0, 2.0, 3.0, 5.0, 10.0], "full": [1.0, 2.0, 3.0, 5.0, 10.0, 20.0]}
+    #: Options.axes (--axis KEY=V1,V2): what the low end may need, e.g. network.n_rec=100,300,
+    #: train.iterations=1000,3000, task.step_ms=20,40; results are grouped by them
+    takes_axes = True
+    THRESHOLD = 0.90  # sequence accuracy that must hold at a target
 
     def axes(self, opts):
-        return {"task": self.task_list(opts), "rate_target_hz": self.targets[opts.grid], "seed": self.seed_list(opts)}
+        from cognet.training.config import set_key, RunConfig
+
+        for key in opts.axes:
+            if key in ("task", "task.name", "rule", "seed", "train.rate_target_hz"):
+                raise ConfigError(f"--axis {key} is fixed by the sparse experiment; use --task / --seeds")
+            set_key(RunConfig(), key, list(opts.axes[key])[0])  # an unknown key fails here, by name
+        return {"task": self.task_list(opts), **{k: list(v) for k, v in opts.axes.items()},
+                "rate_target_hz": self.targets[opts.grid], "seed": self.seed_list(opts)}
 
     def to_sets(self, p, opts):
-        return {"task": p["task"], "train.rate_target_hz": p["rate_target_hz"], "seed": p["seed"]}
+        return {"task": p["task"], **{k: p[k] for k in opts.axes}, "train.rate_target_hz": p["rate_target_hz"],
+                "seed": p["seed"]}
 
     def analyse(self, rows, opts):
-        table = aggregate(rows, ["task", "rate_target_hz"])
+        extra = [k for k in opts.axes]
+        table = aggregate(rows, ["task", *extra, "rate_target_hz"],
+                          values=("accuracy", "sequence_accuracy", "mean_rate_hz", "iterations", "wall_s"))
         lo = min(r["rate_target_hz"] for r in rows)
         drops, parts = [], []
         for task in dict.fromkeys(r["task"] for r in rows):
             gs = [g for g in table if g["task"] == task]
             best = max(gs, key=lambda g: g["accuracy_mean"])
-            low = next(g for g in gs if g["rate_target_hz"] == lo)
+            low = max((g for g in gs if g["rate_target_hz"] == lo), key=lambda g: g["accuracy_mean"])
             drops.append(best["accuracy_mean"] - low["accuracy_mean"])
             parts.append(f"{task}: {_f(low['accuracy_mean'])} at the {lo:g} Hz target (measured "
                          f"{_f(low['mean_rate_hz_mean'], 1)} Hz) vs best {_f(best['accuracy_mean'])} at "
@@ -478,32 +498,247 @@ class Sparse(Experiment):
         else:
             verdict = (f"The sparsest networks lose up to {worst_drop:.3f} accuracy at this training budget, "
                        "contradicting robust performance at the lowest rate here.")
-        return Analysis(table, ["task", "rate_target_hz", "accuracy_mean", "accuracy_std", "n", "mean_rate_hz_mean",
-                                "mean_rate_hz_std", "iterations_mean", "diverged"],
-                        ["task", "rate target (Hz)", "accuracy", "sd", "seeds", "measured rate (Hz)", "rate sd",
-                         "iterations", "diverged"], head, verdict, {"max_drop_at_lowest_target": worst_drop})
+        lowest, low_text = self.lowest_targets(rows, table, extra)
+        return Analysis(table, ["task", *extra, "rate_target_hz", "accuracy_mean", "accuracy_std",
+                                "sequence_accuracy_mean", "n", "mean_rate_hz_mean", "mean_rate_hz_std",
+                                "iterations_mean", "diverged"],
+                        ["task", *extra, "rate target (Hz)", "accuracy", "sd", "sequence acc.", "seeds",
+                         "measured rate (Hz)", "rate sd", "iterations", "diverged"], head, verdict + low_text,
+                        {"max_drop_at_lowest_target": worst_drop, "lowest_target": lowest, "axes": extra})
+
+    def lowest_targets(self, rows, table, extra) -> Tuple[Dict[str, Any], str]:
+        """Per task (and setting of the extra axes): the lowest rate target at which the mean
+        sequence accuracy over seeds is >= THRESHOLD (with its 95 % t-interval and the measured
+        rate; a diverged run counts at chance), and the lowest measured rate of any single run
+        that reached THRESHOLD."""
+        from cognet.experiments.generalize import mean_ci95
+
+        def seq(r) -> float:
+            v = r.get("sequence_accuracy", math.nan)
+            if v is None or math.isnan(v):
+                return r["accuracy"] if r.get("metric") == "sequence_accuracy" else math.nan
+            return v
+
+        out: Dict[str, Any] = {}
+        parts = []
+        for key in dict.fromkeys(tuple(g[k] for k in ["task", *extra]) for g in table):
+            label = key[0] + "".join(f", {k}={v}" for k, v in zip(extra, key[1:]))
+            rs = [r for r in rows if tuple(r[k] for k in ["task", *extra]) == key]
+            targets = sorted({r["rate_target_hz"] for r in rs})
+            cells = {t: mean_ci95([seq(r) for r in rs if r["rate_target_hz"] == t]) for t in targets}
+            held = [t for t in targets if cells[t]["mean"] >= self.THRESHOLD]
+            good = [r for r in rs if seq(r) >= self.THRESHOLD and not math.isnan(r["mean_rate_hz"])]
+            entry: Dict[str, Any] = {"target_hz": None, "sequence_accuracy_by_target": {f"{t:g}": cells[t] for t in targets},
+                                     "lowest_measured_rate_hz_of_a_run": min((r["mean_rate_hz"] for r in good),
+                                                                             default=None)}
+            if held:
+                t = held[0]
+                ci = cells[t]
+                rate = mean_std([r["mean_rate_hz"] for r in rs if r["rate_target_hz"] == t])[0]
+                entry.update({"target_hz": t, "sequence_accuracy": ci, "measured_rate_hz": rate})
+                cis = "" if math.isnan(ci["lo"]) else f" [{_f(ci['lo'])}, {_f(ci['hi'])}]"
+                parts.append(f"{label}: {t:g} Hz (sequence accuracy {_f(ci['mean'])}{cis} at a measured "
+                             f"{_f(rate, 2)} Hz)")
+            else:
+                parts.append(f"{label}: none of the targets {', '.join(f'{t:g}' for t in targets)} Hz")
+            if good:
+                parts[-1] += (f"; lowest measured rate of a run at >= {self.THRESHOLD:.2f}: "
+                              f"{_f(entry['lowest_measured_rate_hz_of_a_run'], 2)} Hz")
+            out[label] = entry
+        return out, (f" Lowest rate target at which sequence accuracy >= {self.THRESHOLD:.2f} holds (mean over seeds): "
+                     + "; ".join(parts) + ".")
 
     def plot(self, rows, an, path):
         plt = _plt()
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-        for task in dict.fromkeys(r["task"] for r in rows):
-            gs = [g for g in an.table if g["task"] == task]
-            a1.errorbar([g["rate_target_hz"] for g in gs], [g["accuracy_mean"] for g in gs],
-                        yerr=[g["accuracy_std"] for g in gs], marker="o", capsize=3, label=task)
+        extra = list(an.numbers.get("axes", []))
+        for key in dict.fromkeys(tuple(g[k] for k in ["task", *extra]) for g in an.table):
+            label = key[0] + "".join(f", {k}={v}" for k, v in zip(extra, key[1:]))
+            gs = [g for g in an.table if tuple(g[k] for k in ["task", *extra]) == key]
+            rs = [r for r in rows if tuple(r[k] for k in ["task", *extra]) == key]
+            line = a1.errorbar([g["mean_rate_hz_mean"] for g in gs], [g["accuracy_mean"] for g in gs],
+                               xerr=[g["mean_rate_hz_std"] for g in gs], yerr=[g["accuracy_std"] for g in gs],
+                               marker="o", capsize=3, label=label)
+            a1.scatter([r["mean_rate_hz"] for r in rs], [r["accuracy"] for r in rs], s=8, alpha=0.4,
+                       color=line[0].get_color())
             a2.errorbar([g["rate_target_hz"] for g in gs], [g["mean_rate_hz_mean"] for g in gs],
-                        yerr=[g["mean_rate_hz_std"] for g in gs], marker="o", capsize=3, label=task)
+                        yerr=[g["mean_rate_hz_std"] for g in gs], marker="o", capsize=3, label=label)
+        for task in dict.fromkeys(r["task"] for r in rows):
             a1.axhline(_chance(rows, task), color="gray", ls=":", label=f"chance ({task})")
+        a1.axhline(self.THRESHOLD, color="k", ls="--", lw=0.6, label=f"{self.THRESHOLD:.2f}")
         xs = sorted({r["rate_target_hz"] for r in rows})
         a2.plot(xs, xs, "k--", lw=0.8, label="target")
+        a1.set_xscale("log")
+        a1.set_xlabel("measured mean firing rate (Hz; points: single runs)")
+        _log_ticks(a2, xs)
+        a2.set_xlabel("firing-rate target (Hz)")
         for ax in (a1, a2):
-            _log_ticks(ax, xs)
-            ax.set_xlabel("firing-rate target (Hz)")
             ax.legend(fontsize=8)
         a1.set_ylabel(_metric_label(rows))
         a2.set_ylabel("measured mean rate (Hz)")
         _log_ticks(a2, xs, "y")
-        a1.set_title("accuracy vs sparsity")
+        a1.set_title("accuracy vs measured rate")
         a2.set_title("measured vs target rate")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120, format="png")
+        plt.close(fig)
+
+
+class LengthGeneralization(Experiment):
+    """Train at the default length, test the same network on longer inputs (up to 4x), per
+    task x rule x seed (helpers in :mod:`cognet.experiments.generalize`).
+
+    Per run the held-out accuracy at each test length (``train.eval_trials`` trials per length,
+    the run's test stream) is cached in ``<run>/length-generalization.json``. Per (task, rule,
+    length): mean over seeds with 95 % t-intervals. Per task, the *retention* of the
+    above-chance bit (answer) accuracy at the longest length,
+    ``(acc(L) - chance(L)) / (acc(L0) - chance(L0))``, averaged over the seeds of the rules that
+    learnt the task at L0 (bit accuracy >= chance + 0.1): >= 0.8 algorithm-like (accuracy per bit holds),
+    <= 0.2 lookup-like (collapses to chance), partial in between. ``count`` trains at 4 bits
+    (its default 7 bits already fills its 3 output bits) and is tested up to 7 bits. A diverged
+    run has no model to test and is left out of the length table (``diverged`` in its row).
+    """
+
+    name = "length-generalization"
+    claim = ("Small spiking networks compute symbolically: trained on short strings, an algorithm-like solution "
+             "keeps its accuracy per bit on strings up to 4x longer, a lookup-like one collapses")
+    default_tasks = ("add", "subtract", "compare", "count", "parity", "copy", "reverse")
+    seeds = {"small": 5, "full": 10}
+    factors = {"small": [1, 2, 4], "full": [1, 1.5, 2, 3, 4]}
+    train_n_bits = {"count": 4}
+    rules_wanted = ("bptt", "eprop-symmetric", "eprop-random")
+    HOLDS, COLLAPSES = 0.8, 0.2
+
+    def task_list(self, opts):
+        from cognet.experiments.generalize import LENGTH_TASKS
+
+        names = list(opts.tasks) or list(self.default_tasks)
+        bad = [t for t in names if t not in LENGTH_TASKS]
+        if bad:
+            raise ConfigError(f"length-generalization varies task.n_bits of {', '.join(LENGTH_TASKS)}; "
+                              f"not of {', '.join(bad)}")
+        return names
+
+    def axes(self, opts):
+        import rules
+
+        have = [r for r in self.rules_wanted if r in rules.RULES]
+        return {"task": self.task_list(opts), "rule": have, "seed": self.seed_list(opts)}
+
+    def to_sets(self, p, opts):
+        sets = {"task": p["task"], "rule": p["rule"], "seed": p["seed"]}
+        if p["task"] in self.train_n_bits:
+            sets["task.n_bits"] = self.train_n_bits[p["task"]]
+        return sets
+
+    def analyse(self, rows, opts):
+        from cognet.experiments.generalize import evaluate_lengths, mean_ci95, retention
+        from cognet.training.io import read_json
+
+        per_len: List[Dict[str, Any]] = []
+        for r in rows:
+            run_dir = Path(r["run_dir"])
+            if not (run_dir / "model.safetensors").exists():
+                continue  # diverged: no model to test
+            trials = int(read_json(run_dir / "summary.json").get("eval_trials", 256))
+            g = evaluate_lengths(run_dir, self.factors[opts.grid], trials)
+            base = next(x for x in g["rows"] if x["trained"])
+            longest = g["rows"][-1]
+            r.update({"trained_n_bits": g["trained_value"], "longest_n_bits": longest["value"],
+                      "bit_accuracy_longest": longest["bit_accuracy"],
+                      "sequence_accuracy_longest": longest["sequence_accuracy"],
+                      "bit_retention": retention(base["bit_accuracy"], base["chance"]["bit_accuracy"],
+                                                 longest["bit_accuracy"], longest["chance"]["bit_accuracy"])})
+            for x in g["rows"]:
+                per_len.append({"task": r["task"], "rule": r["rule"], "seed": r["seed"], "n_bits": x["value"],
+                                "factor": x["value"] / g["trained_value"], "trained": x["trained"],
+                                "bit_accuracy": x["bit_accuracy"], "sequence_accuracy": x["sequence_accuracy"],
+                                "accuracy": x[r["metric"]], "chance_bit": x["chance"]["bit_accuracy"],
+                                "chance_sequence": x["chance"]["sequence_accuracy"],
+                                "mean_rate_hz": x["mean_rate_hz"], "dropped": g.get("dropped", [])})
+        table: List[Dict[str, Any]] = []
+        for key in dict.fromkeys((x["task"], x["rule"], x["n_bits"]) for x in per_len):
+            xs = [x for x in per_len if (x["task"], x["rule"], x["n_bits"]) == key]
+            b = mean_ci95([x["bit_accuracy"] for x in xs], (0.0, 1.0))
+            q = mean_ci95([x["sequence_accuracy"] for x in xs], (0.0, 1.0))
+            table.append({"task": key[0], "rule": key[1], "n_bits": key[2], "factor": xs[0]["factor"],
+                          "bit_accuracy_mean": b["mean"], "bit_ci_lo": b["lo"], "bit_ci_hi": b["hi"],
+                          "sequence_accuracy_mean": q["mean"], "seq_ci_lo": q["lo"], "seq_ci_hi": q["hi"],
+                          "accuracy_mean": mean_ci95([x["accuracy"] for x in xs])["mean"],
+                          "chance_bit": xs[0]["chance_bit"], "chance_sequence": xs[0]["chance_sequence"],
+                          "mean_rate_hz_mean": mean_ci95([x["mean_rate_hz"] for x in xs])["mean"], "n": len(xs)})
+        verdicts: Dict[str, Any] = {}
+        parts = []
+        for task in dict.fromkeys(r["task"] for r in rows):
+            rs = [r for r in rows if r["task"] == task and "bit_retention" in r]
+            if not rs:
+                continue
+            learnt = [r for r in rs if not math.isnan(r["bit_retention"])]
+            ret = mean_ci95([r["bit_retention"] for r in learnt])
+            n0, n1 = rs[0]["trained_n_bits"], max(r["longest_n_bits"] for r in rs)
+            if n1 == n0:
+                kind = "untested (no longer length keeps the network's input/output sizes)"
+            elif not learnt:
+                kind = "not learnt at the training length"
+            elif ret["mean"] >= self.HOLDS:
+                kind = "algorithm-like"
+            elif ret["mean"] <= self.COLLAPSES:
+                kind = "lookup-like"
+            else:
+                kind = "partial"
+            cells = {ru: [g for g in table if g["task"] == task and g["rule"] == ru and g["n_bits"] in (n0, n1)]
+                     for ru in dict.fromkeys(r["rule"] for r in rs)}
+            accs = "; ".join(f"{ru} {_f(c[0]['bit_accuracy_mean'])} -> {_f(c[-1]['bit_accuracy_mean'])}"
+                             for ru, c in cells.items() if c)
+            ci = "" if math.isnan(ret["lo"]) else f" [{_f(ret['lo'], 2)}, {_f(ret['hi'], 2)}]"
+            verdicts[task] = {"kind": kind, "trained_n_bits": n0, "longest_n_bits": n1, "retention": ret,
+                              "learnt_runs": len(learnt), "runs": len(rs)}
+            parts.append(f"{task} ({n0} -> {n1} bits, bit accuracy {accs}): retention {_f(ret['mean'], 2)}{ci}, "
+                         f"{kind}")
+        head = "Per task, trained length -> longest test length: " + "; ".join(parts) + ". "
+        algo = [t for t, v in verdicts.items() if v["kind"] == "algorithm-like"]
+        look = [t for t, v in verdicts.items() if v["kind"] == "lookup-like"]
+        verdict = (f"Algorithm-like (accuracy per bit holds): {', '.join(algo) or 'none'}; lookup-like (collapses to "
+                   f"chance): {', '.join(look) or 'none'}. The claim of symbolic computation is "
+                   + ("supported for " + ", ".join(algo) if algo else "not supported by this run") + ".")
+        return Analysis(table, ["task", "rule", "n_bits", "bit_accuracy_mean", "bit_ci_lo", "bit_ci_hi",
+                                "sequence_accuracy_mean", "seq_ci_lo", "seq_ci_hi", "chance_bit", "chance_sequence",
+                                "mean_rate_hz_mean", "n"],
+                        ["task", "rule", "bits", "bit acc.", "95 % CI lo", "hi", "sequence acc.", "95 % CI lo", "hi",
+                         "chance (bit)", "chance (seq.)", "rate (Hz)", "seeds"],
+                        head, verdict, {"verdicts": verdicts, "per_length": per_len})
+
+    def plot(self, rows, an, path):
+        plt = _plt()
+        tasks_ = list(dict.fromkeys(g["task"] for g in an.table))
+        if not tasks_:
+            tasks_ = ["(no model)"]
+        cols = min(4, len(tasks_))
+        nrows = (len(tasks_) + cols - 1) // cols
+        fig, axs = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.6 * nrows), squeeze=False)
+        for ax in axs.flat[len(tasks_):]:
+            ax.axis("off")
+        for ax, task in zip(axs.flat, tasks_):
+            gs = [g for g in an.table if g["task"] == task]
+            for ru in dict.fromkeys(g["rule"] for g in gs):
+                cs = [g for g in gs if g["rule"] == ru]
+                y = [g["bit_accuracy_mean"] for g in cs]
+                lo = [0 if math.isnan(g["bit_ci_lo"]) else g["bit_accuracy_mean"] - g["bit_ci_lo"] for g in cs]
+                hi = [0 if math.isnan(g["bit_ci_hi"]) else g["bit_ci_hi"] - g["bit_accuracy_mean"] for g in cs]
+                ax.errorbar([g["n_bits"] for g in cs], y, yerr=[lo, hi], marker="o", capsize=3, label=ru)
+            xs = sorted({g["n_bits"] for g in gs})
+            ch = {g["n_bits"]: g["chance_bit"] for g in gs}
+            ax.plot(xs, [ch[x] for x in xs], color="gray", ls=":", label="chance")
+            trained = [g["n_bits"] for g in gs if abs(g["factor"] - 1.0) < 1e-9]
+            if trained:
+                ax.axvline(trained[0], color="gray", lw=1, ls="--")
+            kind = an.numbers.get("verdicts", {}).get(task, {}).get("kind", "")
+            ax.set_title(f"{task}: {kind.split(' (')[0]}", fontsize=10)
+            ax.set_xticks(xs)
+            ax.set_ylim(0, 1.05)
+            ax.set_xlabel("task.n_bits (dashed: trained)")
+            ax.set_ylabel("held-out bit accuracy (95 % CI)")
+            ax.legend(fontsize=7, loc="lower left")
         fig.tight_layout()
         fig.savefig(path, dpi=120, format="png")
         plt.close(fig)
@@ -511,6 +746,7 @@ class Sparse(Experiment):
 
 EXPERIMENTS: Dict[str, Experiment] = {e.name: e for e in (SurrogateScale(), ResetGradient(), LeakAware(), Rules(),
                                                           Sparse())}
+EXPERIMENTS[LengthGeneralization.name] = LengthGeneralization()
 
 
 def check_learnt(an: Analysis, rows: Sequence[Mapping[str, Any]], margin: float = 0.1) -> None:
@@ -529,6 +765,9 @@ def build_runs(name: str, opts: Options):
     if opts.grid not in GRIDS:
         raise ConfigError(f"grid must be one of {list(GRIDS)}, got {opts.grid!r}")
     exp = EXPERIMENTS[name]
+    if opts.axes and not exp.takes_axes:
+        raise ConfigError(f"--axis is not available for experiment {name!r} (only: "
+                          f"{', '.join(n for n, e in EXPERIMENTS.items() if e.takes_axes)})")
     points = grid(exp.axes(opts))
     runs = make_runs(points, lambda p: exp.to_sets(p, opts), Path(opts.out) / "runs",
                      base_sets=exp.base_sets(opts), config_file=opts.config_file)
