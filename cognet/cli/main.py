@@ -21,6 +21,7 @@ from cognet.training.io import dumps
 from .analysis import analysis_lines, analyze_cmd, compare_cmd
 from .common import _fail, _user_errors, emit, plugin_option
 from .experiment import experiment_cmd, reproduce_cmd, sweep_cmd
+from .interchange import export_cmd, import_cmd
 from .verify import verify_cmd, verify_lines
 
 
@@ -179,7 +180,7 @@ def demo_cmd(out, task, restart, as_json) -> None:
     emit(report, as_json, lines)
 
 
-for _cmd in (verify_cmd, analyze_cmd, compare_cmd, experiment_cmd, sweep_cmd, reproduce_cmd):
+for _cmd in (verify_cmd, analyze_cmd, compare_cmd, experiment_cmd, sweep_cmd, reproduce_cmd, export_cmd, import_cmd):
     main.add_command(_cmd)
 # every command accepts --plugin MODULE (third-party tasks and rules; cognet.training.plugins)
 for _cmd in main.commands.values():

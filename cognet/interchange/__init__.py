@@ -16,9 +16,14 @@ import importlib
 from typing import Callable, Dict
 
 #: format name -> "module:function"; each module adds its own line here
-EXPORTERS: Dict[str, str] = {}
+EXPORTERS: Dict[str, str] = {
+    "nir": "cognet.interchange.nir:export_run",
+    "brian2": "cognet.interchange.brian2_script:export_run",
+}
 #: format name -> "module:function"
-IMPORTERS: Dict[str, str] = {}
+IMPORTERS: Dict[str, str] = {
+    "nir": "cognet.interchange.nir:import_file",
+}
 
 
 def _load(table: Dict[str, str], kind: str, name: str) -> Callable:
