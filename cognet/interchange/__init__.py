@@ -6,8 +6,9 @@ written; the CLI prints it). :data:`EXPORTERS` maps a format name to ``"module:f
 so that ``cognet export RUN --format NAME --out PATH`` can list and load them lazily.
 Importers work the same way through :data:`IMPORTERS` (``import_file(path, out, **options)``).
 
-This package sits beside :mod:`cognet.brian` and ``analysis`` in the layers: it reads run
-directories (:mod:`cognet.training`) and may use the Brian2 bridge, never the CLI.
+This package sits one layer above :mod:`cognet.brian` and ``analysis``: it reads run
+directories (:mod:`cognet.training`) and may use the Brian2 bridge (the ``brian2`` format
+generates its script from the bridge's NeuronModel), never the CLI or the experiments.
 """
 
 from __future__ import annotations
