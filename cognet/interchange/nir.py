@@ -17,11 +17,13 @@ NIR's definitions (continuous time, seconds)::
 
 Mapping from cognet's discrete-time model (:mod:`cognet.core.params`, step ``dt``, reset "zero")::
 
-    tau         = tau_mem_ms * 1e-3 s             (per neuron)
+    tau         = tau_mem_ms / 1000 s             (per neuron; the exact ms values also ride along
+                                                   as node metadata cognet.tau_ms, because
+                                                   ms -> s -> ms is not exact in floating point)
     v_threshold = v_th,  v_leak = 0,  v_reset = 0
     R           = tau / dt   and  W_nir = W        (resistance="tau_over_dt", the default), or
     R           = 1          and  W_nir = (tau/dt) W, row by row   (resistance="one")
-    readout LI: tau = tau_out_ms * 1e-3 s, same R convention, W_out; bias b_out in a final
+    readout LI: tau = tau_out_ms / 1000 s, same R convention, W_out; bias b_out in a final
                 Affine with identity weight (after the filter, as in cognet)
 
 Conditions under which the NIR graph is exactly cognet's network (and which :func:`export_run`
@@ -53,7 +55,16 @@ checks, refusing otherwise with a ValueError that names the neurons):
 optional Linear -> LI -> optional identity Affine (bias) -> output, with ``v_leak = 0``,
 ``v_reset = 0`` and ``v_threshold > 0``, and writes a cognet run directory. Weights are
 scaled by ``R dt / tau`` per postsynaptic neuron (exactly 1 for files this module writes with
-the default). Anything else (CubaLIF, Conv, Delay, several populations) is refused by name.
+the default; a gain within 1e-12 of 1 counts as 1). ``dt`` comes from the ``dt_ms`` argument,
+else the file's ``cognet.dt_ms`` metadata, else ``tau / R`` when that is one number (R = tau/dt).
+Anything else (CubaLIF, Conv, Delay, several populations) is refused by name.
+
+What other tools do with these files (measured in tests/test_interchange.py and
+benchmarks/nir_tools.py; docs/interchange.md): snnTorch 1.0 (dt fixed at 0.1 ms, forward
+Euler) reproduces a feed-forward layer exactly when cognet uses Euler's decay ``1 - dt/tau``,
+but its recurrent import multiplies the external input by W_rec as well; Norse 1.1 (forward
+Euler at the dt passed to ``from_nir``, reads ``resistance="one"`` files, has no LI node)
+reproduces the recurrent population exactly with Euler's decay.
 """
 
 from __future__ import annotations
