@@ -190,7 +190,6 @@ def test_nir_import_refuses_what_cognet_cannot_represent(change, message):
 def test_export_import_cli_and_clean_errors(lif_run, alif_run, tmp_path):
     from click.testing import CliRunner
 
-    from cognet.brian.replay import verify_run
     from cognet.cli.main import main
 
     run = CliRunner()
@@ -201,12 +200,6 @@ def test_export_import_cli_and_clean_errors(lif_run, alif_run, tmp_path):
                           "--out", str(tmp_path / "imp"), "--trials", "8"])
     assert r.exit_code == 0, r.output
     assert "readout from the file" in r.output
-    res = verify_run(tmp_path / "imp", trials=2, target="numpy")  # `cognet verify` accepts the imported run
-    assert res["identical_trial_fraction"] == 1.0 and res["brian2"]["spikes"] > 0
-    from analysis.run import analyze_run
-
-    a = analyze_run(tmp_path / "imp", source="brian2", figures=False)  # and `cognet analyze`
-    assert a["record"]["trials_used"] == 2 and a["task"] == "copy"
 
     errors = [
         (["export", str(lif_run), "--format", "onnx", "--out", str(tmp_path / "o")], "unknown export format 'onnx'"),
@@ -226,6 +219,25 @@ def test_export_import_cli_and_clean_errors(lif_run, alif_run, tmp_path):
         assert r.exit_code == 2, (args, r.output)
         assert "Error:" in r.output and message in r.output and "Traceback" not in r.output, r.output
     assert not (tmp_path / "b.nir").exists() and not (tmp_path / "y").exists()
+
+
+@pytest.mark.slow
+def test_imported_run_passes_verify_and_analyze(lif_run, tmp_path):
+    """`cognet verify` and `cognet analyze` accept an imported run (Brian2 build: slow on a busy machine)."""
+    from click.testing import CliRunner
+
+    from cognet.cli.main import main
+
+    cnir.export_run(lif_run, tmp_path / "a.nir")
+    cnir.import_file(tmp_path / "a.nir", tmp_path / "imp", task="copy", task_params={"n_bits": 3}, trials=8)
+    r = CliRunner().invoke(main, ["verify", str(tmp_path / "imp"), "--trials", "3", "--target", "numpy", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output.strip().splitlines()[-1])
+    assert res["identical_trial_fraction"] == 1.0 and res["brian2"]["spikes"] > 0
+    r = CliRunner().invoke(main, ["analyze", str(tmp_path / "imp"), "--source", "brian2", "--json"])
+    assert r.exit_code == 0, r.output
+    a = json.loads(r.output.strip().splitlines()[-1])
+    assert a["record"]["trials_used"] == 3 and a["task"] == "copy" and Path(a["report"]).exists()
 
 
 # -- cognet -> NIR -> snnTorch / Norse -------------------------------------------------------------
@@ -314,32 +326,49 @@ def test_norse_reads_the_graph(capsys):
 
 # -- the plain-Brian2 script -------------------------------------------------------------------------
 
+def test_brian2_script_files_follow_the_network(alif_run, tmp_path):
+    """Fast checks of what the script is built from (no Brian2 run): equations from NeuronParams,
+    plain-array weights, inputs (Poisson drawn with the seed)."""
+    from cognet.brian.bridge import neuron_model
+
+    net, _ = _load(alif_run)
+    a = export_brian2(alif_run, tmp_path / "p1", source="poisson", poisson_rate_hz=50.0, steps=2000, trials=2, seed=4)
+    text = (tmp_path / "p1" / "network.py").read_text()
+    assert "import cognet" not in text and "from cognet" not in text
+    m = neuron_model(net.neurons)
+    assert f'EQUATIONS = """\n{m.equations}\n"""' in text and f"THRESHOLD = {m.threshold!r}" in text
+    assert f"REFRACTORY = {m.refractory!r}" in text and "'synapses', 'thresholds'" in text
+    compile(text, "network.py", "exec")
+    w = np.load(tmp_path / "p1" / "weights.npz", allow_pickle=False)
+    np.testing.assert_array_equal(w["w_rec"], net.effective_w_rec().detach().numpy())
+    for name, (values, _) in m.per_neuron.items():
+        np.testing.assert_array_equal(w[f"param_{name}"], values)
+    x1 = np.load(tmp_path / "p1" / "input.npz", allow_pickle=False)["x"]
+    assert a["input"] == "poisson" and x1.shape == (2000, 2, 60) and abs(x1.mean() - 0.05) < 0.005
+    export_brian2(alif_run, tmp_path / "p2", source="poisson", poisson_rate_hz=50.0, steps=2000, trials=2, seed=4)
+    assert np.array_equal(x1, np.load(tmp_path / "p2" / "input.npz", allow_pickle=False)["x"])
+    with pytest.raises(FileNotFoundError, match="cognet verify"):
+        export_brian2(alif_run, tmp_path / "p3", source="record")
+
+
+@pytest.mark.slow
 def test_brian2_script_reproduces_cognet_verify(alif_run, tmp_path):
+    """The script, run in a subprocess without cognet, gives `cognet verify`'s Brian2 spikes."""
     from cognet.brian.replay import verify_run
     from cognet.training.records import load_record
 
-    res = verify_run(alif_run, trials=3, target="numpy")
+    run_dir = _save_run(tmp_path / "run", ["network.tau_adapt_ms=50", "network.tau_adapt_max_ms=300"])
+    res = verify_run(run_dir, trials=3, target="numpy")
     assert res["identical_trial_fraction"] == 1.0
-    out = export_brian2(alif_run, tmp_path / "b2")
+    out = export_brian2(run_dir, tmp_path / "b2")
     assert out["input"] == "record" and out["trials"] == 3
-    text = (tmp_path / "b2" / "network.py").read_text()
-    assert "import cognet" not in text and "from cognet" not in text
-    assert "da/dt = -a / tau_a" in text and "refractory" in text and "SCHEDULE" in text
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     r = subprocess.run([sys.executable, "-I", "network.py"], cwd=tmp_path / "b2", env=env, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     got = np.load(tmp_path / "b2" / "spikes.npz", allow_pickle=False)
-    want = load_record(alif_run / "spikes-brian2.safetensors")
+    want = load_record(run_dir / "spikes-brian2.safetensors")
     assert got["z"].shape == (want.T, 3, 24) and got["z"].sum() > 100
+    assert _load(run_dir)[0].neurons.adaptive.any() and (_load(run_dir)[0].neurons.refractory_steps > 1).all()
     np.testing.assert_array_equal(got["z"].transpose(1, 0, 2), want.z.numpy())
-    np.testing.assert_allclose(got["readout"].shape, (want.T, 3, 1))
-    # a Poisson input instead: drawn with the seed, deterministic, at the asked rate
-    a = export_brian2(alif_run, tmp_path / "p1", source="poisson", poisson_rate_hz=50.0, steps=2000, trials=2, seed=4)
-    export_brian2(alif_run, tmp_path / "p2", source="poisson", poisson_rate_hz=50.0, steps=2000, trials=2, seed=4)
-    x1 = np.load(tmp_path / "p1" / "input.npz", allow_pickle=False)["x"]
-    assert a["input"] == "poisson" and x1.shape == (2000, 2, 60)
-    assert np.array_equal(x1, np.load(tmp_path / "p2" / "input.npz", allow_pickle=False)["x"])
-    assert abs(x1.mean() - 0.05) < 0.005
-    with pytest.raises(FileNotFoundError, match="cognet verify"):
-        export_brian2(_save_run(tmp_path / "fresh", []), tmp_path / "p3", source="record")
+    assert got["readout"].shape == (want.T, 3, 1)

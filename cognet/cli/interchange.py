@@ -11,17 +11,11 @@ import click
 from .common import _fail, _user_errors, emit
 
 
-def _formats(kind: str):
-    from cognet import interchange
-
-    return sorted(interchange.EXPORTERS if kind == "export" else interchange.IMPORTERS)
-
-
 @click.command("export")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--format", "fmt", required=True, metavar="FORMAT",
-              help="nir (a NIR graph, .nir file) or brian2 (a folder with a plain-Brian2 script); "
-                   "see docs/interchange.md")
+              help="nir (a NIR graph, .nir file), brian2 (a folder with a plain-Brian2 script), or another "
+                   "registered format (an unknown name lists them); see docs/interchange.md")
 @click.option("--out", required=True, type=click.Path(), help="output file (nir) or folder (brian2)")
 @click.option("--no-readout", is_flag=True, help="nir: end the graph at the spiking population")
 @click.option("--resistance", type=click.Choice(["tau_over_dt", "one"]), default=None,
