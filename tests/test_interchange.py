@@ -302,6 +302,28 @@ def test_snntorch_reads_the_graph(capsys):
               f"decay ({int(z.sum())} spikes); recurrent: {int(z_rec.sum())} vs cognet {int(z_cog.sum())} spikes")
 
 
+def test_cognet_reads_what_snntorch_writes():
+    """snnTorch's export of Linear -> RLeaky (flat keys "1.lif", "1.w_rec"): dt from tau / R (0.1 ms);
+    the recurrent Affine's bias (a constant current) is refused until it is zero."""
+    pytest.importorskip("nirtorch")
+    snn = pytest.importorskip("snntorch")
+    from snntorch.export_nir import export_to_nir
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 10, bias=False),
+                                snn.RLeaky(beta=0.9, linear_features=10, init_hidden=True, reset_mechanism="zero",
+                                           output=True))
+    with pytest.raises(ValueError, match="'1.w_rec' .* nonzero bias"):
+        cnir.network_from_graph(export_to_nir(model, torch.zeros(6)))
+    with torch.no_grad():
+        model[1].recurrent.bias.zero_()
+    d = cnir.network_from_graph(export_to_nir(model, torch.zeros(6)))
+    assert d["dt_ms"] == pytest.approx(0.1, rel=1e-6) and d["nodes"]["lif"] == "1.lif"
+    np.testing.assert_allclose(d["neurons"].array("tau_mem_ms"), 1.0, rtol=1e-6)  # tau = dt / (1 - beta)
+    np.testing.assert_allclose(d["w_rec"], model[1].recurrent.weight.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(d["w_in"], model[0].weight.detach().numpy(), rtol=1e-6)
+
+
 def test_norse_reads_the_graph(capsys):
     """Norse (forward Euler at the dt it is given, ignores R): with resistance="one" identical to cognet
     with Euler's decay; with the exact decay the trains part after tens of steps (measured)."""
