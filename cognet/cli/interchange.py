@@ -98,7 +98,7 @@ def import_cmd(file, task, out, fmt, sets, dt_ms, seed, trials, as_json) -> None
     src = res["imported"]
     emit(res, as_json, [
         f"imported {file} ({res['n_rec']} LIF neurons, dt {src['dt_ms']:g} ms, readout "
-        f"{'from the file' if src['readout'] else 'zero: the file has none for this task'}) -> {res['run_dir']}",
+        f"{'from the file' if src['readout'] else 'zero: the file has none with the task outputs'}) -> {res['run_dir']}",
         f"{task} held-out ({res['eval_trials']} trials): bit accuracy {res['bit_accuracy']:.3f}, sequence accuracy "
         f"{res['sequence_accuracy']:.3f}, mean rate {res['mean_rate_hz']:.2f} Hz",
         f"next: cognet verify {res['run_dir']}; cognet analyze {res['run_dir']}",

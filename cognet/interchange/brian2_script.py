@@ -55,16 +55,17 @@ Brian2 equations (generated from the network's neuron parameters):
     reset:      {reset_doc}
     refractory: {refractory_doc}
 
-The schedule trick. The network runs with the schedule {schedule}: the synapses act
-BEFORE the threshold is checked (Brian2's default checks first). Within one step: the state
-decays exactly (v <- alpha v: the {integrator} integrator writes the exact solution of these
+The schedule trick. The network runs with the schedule
+    {schedule}
+so the synapses act BEFORE the threshold is checked (Brian2's default checks first).
+Within one step: the state decays exactly (v <- alpha v: the {integrator} integrator writes the exact solution of these
 linear equations), the input synapses add this step's input spikes W_in x[t], the recurrent
 synapses add the spikes the population emitted in the PREVIOUS step (the threshold of step
 t-1 ran after the synapses of step t-1, so its spikes are delivered in step t: a one-step
 recurrent delay without any synaptic delay), then the threshold is checked, then the reset.
-The reset (and the adaptation jump) is applied after this step's threshold and decays once
-in the next step before it counts, which is why it is divided by the decay factor
-(v_reset = v_th / alpha, a_jump = 1 / rho). The input SpikeGeneratorGroup emits in the
+A subtractive reset and the adaptation jump (where the model has them) are applied after
+this step's threshold and decay once in the next step before they count, which is why they
+are divided by the decay factors (v_reset = v_th / alpha, a_jump = 1 / rho). The input SpikeGeneratorGroup emits in the
 'start' slot so that x[t] arrives in step t.
 
 Many trials in one run: trial b is a disconnected copy of the network on neurons
