@@ -24,6 +24,7 @@ from .analysis import analysis_lines, analyze_cmd, compare_cmd
 from .common import _fail, _user_errors, emit, plugin_option
 from .experiment import experiment_cmd, reproduce_cmd, sweep_cmd
 from .generalize import generalize_cmd
+from .interchange import export_cmd, import_cmd
 from .verify import verify_cmd, verify_lines
 
 
@@ -191,6 +192,8 @@ _COMMANDS = (
     reproduce_cmd,
     align_cmd,
     generalize_cmd,
+    export_cmd,
+    import_cmd,
 )
 for _cmd in _COMMANDS:
     main.add_command(_cmd)

@@ -6,8 +6,9 @@ written; the CLI prints it). :data:`EXPORTERS` maps a format name to ``"module:f
 so that ``cognet export RUN --format NAME --out PATH`` can list and load them lazily.
 Importers work the same way through :data:`IMPORTERS` (``import_file(path, out, **options)``).
 
-This package sits beside :mod:`cognet.brian` and ``analysis`` in the layers: it reads run
-directories (:mod:`cognet.training`) and may use the Brian2 bridge, never the CLI.
+This package sits one layer above :mod:`cognet.brian` and ``analysis``: it reads run
+directories (:mod:`cognet.training`) and may use the Brian2 bridge (the ``brian2`` format
+generates its script from the bridge's NeuronModel), never the CLI or the experiments.
 """
 
 from __future__ import annotations
@@ -16,9 +17,14 @@ import importlib
 from typing import Callable, Dict
 
 #: format name -> "module:function"; each module adds its own line here
-EXPORTERS: Dict[str, str] = {}
+EXPORTERS: Dict[str, str] = {
+    "nir": "cognet.interchange.nir:export_run",
+    "brian2": "cognet.interchange.brian2_script:export_run",
+}
 #: format name -> "module:function"
-IMPORTERS: Dict[str, str] = {}
+IMPORTERS: Dict[str, str] = {
+    "nir": "cognet.interchange.nir:import_file",
+}
 
 
 def _load(table: Dict[str, str], kind: str, name: str) -> Callable:
