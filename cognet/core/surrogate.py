@@ -4,7 +4,7 @@ Forward is always the exact Heaviside step ``z = H(x)`` (``x > 0`` strictly). Th
 backward pass replaces ``dH/dx`` by ``peak * shape(x / width)``.
 
 Voltage convention (the libraries disagree here, so it is fixed once for cognet):
-the argument is the *threshold-normalised* distance to the (adaptive) threshold,
+the argument is the *threshold-normalised* distance to the (adaptive) threshold::
 
     x = (v - A) / v_th,          A = v_th + beta * a,
 
@@ -13,16 +13,16 @@ so ``dz/dv = peak * shape(x / width) / v_th``, exactly the e-prop pseudo-derivat
 ``width = 1``. Every shape is normalised so that ``shape(0) = 1``: ``peak`` is the value
 of the surrogate at threshold (amplitude, "dampening factor") and ``width`` the scale of
 ``x`` over which it falls off (steepness = 1 / width). Zenke & Vogels (2021) vary these two
-separately: the shape barely matters, the scale does.
+separately: the shape barely matters, the scale does. The shapes::
 
-| name           | shape(u)                 | origin                                   |
-|----------------|--------------------------|------------------------------------------|
-| triangle       | max(0, 1 - abs(u))       | Bellec et al. 2018/2020 (peak 0.3)       |
-| fast-sigmoid   | 1 / (1 + abs(u))**2      | SuperSpike, Zenke & Ganguli 2018         |
-| sigmoid        | 4 s(u) (1 - s(u)), s = logistic | derivative of a logistic          |
-| exponential    | exp(-abs(u))             | SLAYER-style exponential                 |
-| gaussian       | exp(-u**2 / 2)           | Gaussian                                 |
-| arctan         | 1 / (1 + u**2)           | derivative of arctan                     |
+    | name           | shape(u)                 | origin                                   |
+    |----------------|--------------------------|------------------------------------------|
+    | triangle       | max(0, 1 - abs(u))       | Bellec et al. 2018/2020 (peak 0.3)       |
+    | fast-sigmoid   | 1 / (1 + abs(u))**2      | SuperSpike, Zenke & Ganguli 2018         |
+    | sigmoid        | 4 s(u) (1 - s(u)), s = logistic | derivative of a logistic          |
+    | exponential    | exp(-abs(u))             | SLAYER-style exponential                 |
+    | gaussian       | exp(-u**2 / 2)           | Gaussian                                 |
+    | arctan         | 1 / (1 + u**2)           | derivative of arctan                     |
 """
 
 from __future__ import annotations

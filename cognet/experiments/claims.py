@@ -1,7 +1,7 @@
 """Seed-paper claims as experiments: sweeps, a result table, a figure and a measured verdict.
 
 Each experiment is a grid over one or two factors and the seeds, trained with
-:mod:`cognet.experiments.sweep` into ``<out>/runs/`` (resumable; finished runs are skipped), then:
+:mod:`cognet.experiments.sweep` into ``<out>/runs/`` (resumable; finished runs are skipped), then::
 
     <out>/sweep.json     the explicit list of runs (labels, run directory, resolved config)
     <out>/results.json   per-run rows, the aggregated table and the verdict sentence
@@ -19,14 +19,16 @@ Verdicts compare measured numbers with a tolerance ``TOL`` (0.02 accuracy) and, 
 runs are paired by seed, with twice the standard error of the paired differences:
 a difference counts only if ``|d| > max(TOL, 2 SE)``.
 
-| experiment | factor(s) | claim |
-|---|---|---|
-| surrogate-scale | surrogate shape x scale (width or peak factor) | Zenke & Vogels 2021: shape matters little, scale matters |
-| reset-gradient | network.detach_reset x train.lr | arXiv 2011.09964: the reset term mostly buys robustness to the learning rate |
-| leak-aware | surrogate.leak_aware | Lee et al. 2020: the leak-aware derivative helps train leaky neurons |
-| rules | rule (bptt, eprop-symmetric, eprop-random, eprop-adaptive) x task | Bellec et al. 2020: e-prop approaches BPTT |
-| sparse | train.rate_target_hz | Zenke & Vogels 2021 / Kraisnikovic et al. 2021: accurate at low firing rates |
-| length-generalization | task x rule, tested at longer task.n_bits | symbolic computation: accuracy per bit holds on longer inputs |
+The experiments::
+
+    | experiment | factor(s) | claim |
+    |---|---|---|
+    | surrogate-scale | surrogate shape x scale (width or peak factor) | Zenke & Vogels 2021: shape matters little, scale matters |
+    | reset-gradient | network.detach_reset x train.lr | arXiv 2011.09964: the reset term mostly buys robustness to the learning rate |
+    | leak-aware | surrogate.leak_aware | Lee et al. 2020: the leak-aware derivative helps train leaky neurons |
+    | rules | rule (bptt, eprop-symmetric, eprop-random, eprop-adaptive) x task | Bellec et al. 2020: e-prop approaches BPTT |
+    | sparse | train.rate_target_hz | Zenke & Vogels 2021 / Kraisnikovic et al. 2021: accurate at low firing rates |
+    | length-generalization | task x rule, tested at longer task.n_bits | symbolic computation: accuracy per bit holds on longer inputs |
 """
 
 from __future__ import annotations

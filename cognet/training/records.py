@@ -1,7 +1,7 @@
 """Spike records of held-out trials: one file format shared by torch, Brian2 and analysis.
 
 A record file (``spikes-torch.safetensors``, ``spikes-brian2.safetensors`` in a run
-directory) holds, for ``trials`` held-out trials of ``T`` steps:
+directory) holds, for ``trials`` held-out trials of ``T`` steps::
 
     z       uint8  [trials, T, n]       recurrent spikes
     x       uint8  [trials, T, n_in]    input spikes
