@@ -16,7 +16,9 @@ import importlib
 from typing import Callable, Dict
 
 #: format name -> "module:function"; each module adds its own line here
-EXPORTERS: Dict[str, str] = {}
+EXPORTERS: Dict[str, str] = {
+    "nwb": "cognet.interchange.nwb:export_run",
+}
 #: format name -> "module:function"
 IMPORTERS: Dict[str, str] = {}
 
