@@ -154,3 +154,93 @@ def test_to_neo_block_matches_the_record_and_feeds_elephant(add_run):
     assert len(g.spiketrains) == 6 and all(s.annotations["neuron"] == 3 for s in g.spiketrains)
     rate = float(mean_firing_rate(recurrent_trains(block.segments[0])[0]).rescale(pq.Hz))
     assert rate == pytest.approx(float(rec.z[0, :, 0].sum()) * 1000 / (rec.T * rec.dt_ms))
+
+
+# -- TensorBoard ---------------------------------------------------------------------------------
+
+def _events(log_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "tensors": 0})
+    ea.Reload()
+    return ea
+
+
+def test_tensorboard_events_hold_every_scalar_and_the_hparams(tmp_path, tiny_sets):
+    pytest.importorskip("tensorboard")
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    from cognet.training.config import build_config
+    from cognet.training.io import read_jsonl
+    from cognet.training.tensorboard import EVAL_TAGS, TEST_METRICS, TRAIN_TAGS
+    from cognet.training.trainer import config_hash, train
+
+    sets = [*tiny_sets, "train.tensorboard=true"]
+    cfg = build_config("copy", "bptt", 1, None, sets)
+    plain = build_config("copy", "bptt", 1, None, tiny_sets)
+    assert "tensorboard" not in plain.resolved_dict()["train"] and cfg.resolved_dict()["train"]["tensorboard"] is True
+    assert config_hash(plain) != config_hash(cfg)
+    out = tmp_path / "run"
+    summary = train(cfg, out, progress=False)
+    rows = read_jsonl(out / "metrics.jsonl")
+    ea = _events(out / "tensorboard")
+    tags = set(ea.Tags()["scalars"])
+    assert tags == set(TRAIN_TAGS.values()) | set(EVAL_TAGS.values()) | set(TEST_METRICS.values())
+    train_rows = [r for r in rows if not r.get("eval")]
+    eval_rows = [r for r in rows if r.get("eval")]
+    assert len(train_rows) == 6 and len(eval_rows) == 2
+    for key, tag in TRAIN_TAGS.items():
+        ev = ea.Scalars(tag)
+        assert [e.step for e in ev] == [r["iteration"] for r in train_rows]
+        assert np.allclose([e.value for e in ev], [r[key] for r in train_rows], rtol=1e-6)  # float32 events
+    for key, tag in EVAL_TAGS.items():
+        ev = ea.Scalars(tag)
+        assert [e.step for e in ev] == [3, 6]
+        assert np.allclose([e.value for e in ev], [r[key] for r in eval_rows], rtol=1e-6)
+    for key, tag in TEST_METRICS.items():
+        (ev,) = ea.Scalars(tag)
+        assert ev.step == summary["iterations"] and ev.value == pytest.approx(summary[key], rel=1e-6)
+    content = ea.PluginTagToContent("hparams")
+    assert {"_hparams_/experiment", "_hparams_/session_start_info", "_hparams_/session_end_info"} <= set(content)
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    hp = {k: v.ListFields()[0][1] for k, v in start.hparams.items()}
+    assert hp["network.n_rec"] == 20 and hp["train.lr"] == pytest.approx(cfg.train.lr) and hp["task.name"] == "copy"
+    assert hp["rule"] == "bptt" and hp["seed"] == 1 and "train.tensorboard" not in hp
+    exp = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert {m.name.tag for m in exp.metric_infos} == set(TEST_METRICS.values())
+
+
+def test_tensorboard_key_is_validated_and_absent_by_default(tiny_sets):
+    from cognet.training.config import ConfigError, build_config
+
+    assert "tensorboard" not in build_config("add").resolved_dict()["train"]
+    with pytest.raises(ConfigError, match="train.tensorboard"):
+        build_config("add", sets=["train.tensorboard=maybe"])
+
+
+def test_tensorboard_events_of_a_killed_and_resumed_run_have_each_step_once(tmp_path, tiny_sets):
+    pytest.importorskip("tensorboard")
+    from cognet.training.config import build_config
+    from cognet.training.io import read_jsonl
+    from cognet.training.trainer import Trainer, train
+
+    cfg = build_config("add", sets=[*tiny_sets, "train.tensorboard=true"])
+    out = tmp_path / "part"
+    t = Trainer(cfg, out, progress=False)
+    step = t.rule.step
+
+    def killed(batch):  # killed during iteration 6: iteration 5 is logged, the last checkpoint is at 4
+        if t.iteration == 5:
+            raise KeyboardInterrupt
+        return step(batch)
+
+    t.rule.step = killed
+    with pytest.raises(KeyboardInterrupt):
+        t.run()
+    assert [e.step for e in _events(out / "tensorboard").Scalars("train/loss")] == [1, 2, 3, 4, 5]
+    s = train(cfg, out, progress=False)
+    assert s["resumed_from_iteration"] == 4
+    rows = [r for r in read_jsonl(out / "metrics.jsonl") if not r.get("eval")]
+    ev = _events(out / "tensorboard").Scalars("train/loss")
+    assert [e.step for e in ev] == [1, 2, 3, 4, 5, 6]  # the first run's step 5 was purged
+    assert np.allclose([e.value for e in ev], [r["loss"] for r in rows], rtol=1e-6)
