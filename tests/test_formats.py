@@ -103,6 +103,33 @@ def test_nwb_export_reads_back_spike_for_spike_and_validates(add_run, tmp_path):
         assert "redrawn" in notes["task_symbols"]
 
 
+def test_nwb_export_of_brian2_spikes_on_a_finer_step(add_run, tmp_path):
+    pynwb = pytest.importorskip("pynwb")
+    import shutil
+
+    from cognet.brian.replay import verify_run
+    from cognet.interchange import exporter
+    from cognet.training.records import load_record
+
+    run = tmp_path / "run"
+    shutil.copytree(add_run, run, ignore=shutil.ignore_patterns("spikes-*"))
+    verify_run(run, trials=4, dt_ms=0.5, target="numpy")
+    res = exporter("nwb")(run, tmp_path / "b.nwb", source="brian2")
+    rec = load_record(run / "spikes-brian2.safetensors")
+    assert rec.dt_ms == 0.5 and res["trials"] == 4 and "redrawn" in res["task_symbols"]
+    assert pynwb.validate(path=str(tmp_path / "b.nwb")) == []
+    z = rec.z.numpy()
+    with pynwb.NWBHDF5IO(str(tmp_path / "b.nwb"), "r") as io:
+        f = io.read()
+        for j in range(z.shape[2]):
+            trial, step = np.nonzero(z[:, :, j])
+            assert np.array_equal(np.asarray(f.units.get_unit_spike_times(j)), (trial * rec.T + step) * 0.5e-3)
+        assert np.allclose(f.trials["stop_time"][:], (np.arange(4) + 1) * rec.T * 0.5e-3)
+        assert json.loads(f.notes)["record"]["source"] == "brian2"
+        batch = _redrawn(run, 4)
+        assert list(f.trials["a"][:]) == list(batch.info["a"])
+
+
 def test_nwb_export_errors_name_what_is_missing(add_run, tmp_path):
     pytest.importorskip("pynwb")
     from cognet.interchange import exporter
