@@ -235,6 +235,20 @@ def test_tensorboard_events_hold_every_scalar_and_the_hparams(tmp_path, tiny_set
     assert hp["rule"] == "bptt" and hp["seed"] == 1 and "train.tensorboard" not in hp
     exp = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     assert {m.name.tag for m in exp.metric_infos} == set(TEST_METRICS.values())
+    # the exporter replays metrics.jsonl into the same events, for runs trained without the key
+    from cognet.interchange import exporter
+
+    res = exporter("tensorboard")(out, tmp_path / "tb")
+    assert res["iterations"] == 6 and res["evaluations"] == 2 and res["hparams"]
+    replay = _events(tmp_path / "tb")
+    assert set(replay.Tags()["scalars"]) == tags
+    for tag in tags:
+        assert [(e.step, e.value) for e in replay.Scalars(tag)] == [(e.step, e.value) for e in ea.Scalars(tag)]
+    assert replay.PluginTagToContent("hparams") == content
+    with pytest.raises(ValueError, match="already holds TensorBoard events"):
+        exporter("tensorboard")(out, tmp_path / "tb")
+    with pytest.raises(FileNotFoundError, match="metrics.jsonl"):
+        exporter("tensorboard")(tmp_path / "nothing", tmp_path / "tb2")
 
 
 def test_tensorboard_key_is_validated_and_absent_by_default(tiny_sets):

@@ -18,6 +18,7 @@ from typing import Callable, Dict
 #: format name -> "module:function"; each module adds its own line here
 EXPORTERS: Dict[str, str] = {
     "nwb": "cognet.interchange.nwb:export_run",
+    "tensorboard": "cognet.interchange.tensorboard_events:export_run",
 }
 #: format name -> "module:function"
 IMPORTERS: Dict[str, str] = {}

@@ -118,7 +118,8 @@ def export_run(run_dir, out, source: str = "torch", trials: Optional[int] = None
         with NWBHDF5IO(str(tmp), "w") as io:
             io.write(nwb)
     return {
-        "format": "nwb", "path": str(out), "source": rec.source, "trials": rec.trials,
+        "format": "nwb", "path": str(out), "source": rec.source, "trials": rec.trials, "neurons": net.n,
+        "dt_ms": rec.dt_ms,
         "record": str(act.record_path), "record_created": act.created, "units": net.n, "input_units": len(x_times),
         "spikes": int(sum(len(t) for t in z_times)), "input_spikes": int(sum(len(t) for t in x_times)),
         "trial_columns": written, "task_symbols": fields.symbols_note, "pynwb": pynwb.__version__,
