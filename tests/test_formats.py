@@ -103,6 +103,7 @@ def test_nwb_export_reads_back_spike_for_spike_and_validates(add_run, tmp_path):
         assert "redrawn" in notes["task_symbols"]
 
 
+@pytest.mark.slow  # a Brian2 build and run (about 3 s of CPU); the torch export above covers the format
 def test_nwb_export_of_brian2_spikes_on_a_finer_step(add_run, tmp_path):
     pynwb = pytest.importorskip("pynwb")
     import shutil
