@@ -21,12 +21,21 @@ def poisson(rng, trials, T, n, rate_hz, dt=DT):
     return (rng.random((trials, T, n)) < rate_hz * dt * 1e-3).astype(np.uint8)
 
 
-def to_neo(train01, dt=DT):
-    import neo
-    import quantities as pq
+def neo_block(z, dt=DT):
+    """Spike trains ``z [trials, T, n]`` as a ``neo.Block`` through cognet's own converter
+    (cognet.interchange.neo_io: one segment per trial, one group per neuron), so the Elephant
+    cross-checks also check the conversion."""
+    import torch
 
-    t = np.flatnonzero(train01) * dt
-    return neo.SpikeTrain(t * pq.ms, t_start=0 * pq.ms, t_stop=len(train01) * dt * pq.ms)
+    from cognet.interchange.neo_io import to_neo
+    from cognet.training.records import SpikeRecord
+
+    trials, T, _ = z.shape
+    rec = SpikeRecord(z=torch.as_tensor(z), x=torch.zeros(trials, T, 0, dtype=torch.uint8),
+                      logits=torch.zeros(0, trials, 1), target=torch.zeros(0, trials, 1),
+                      mask=torch.zeros(0, trials, dtype=torch.bool), source="synthetic", task="none", dt_ms=dt,
+                      windows=[], phases={})
+    return to_neo(rec, inputs=False)
 
 
 # -- known answers -----------------------------------------------------------------------------
@@ -141,29 +150,33 @@ def test_rates_isi_cv_fano_and_correlation_agree_with_elephant():
     from elephant.statistics import cv, fanofactor, isi, mean_firing_rate
     from scipy.stats import variation
 
+    from cognet.interchange.neo_io import recurrent_trains
+
     rng = np.random.default_rng(5)
     z = poisson(rng, 12, 800, 6, 25.0)
     z[:, :, 5] = 0
     z[:, ::40, 5] = 1  # one regular neuron
+    block = neo_block(z)
+    trial0 = recurrent_trains(block.segments[0])  # a list, as Elephant wants
     rates = stats.firing_rates(z[:1], DT)
     for i in range(6):
-        st = to_neo(z[0, :, i])
-        assert rates[i] == pytest.approx(float(mean_firing_rate(st).rescale(pq.Hz)), rel=1e-12)
-    # ISI CV: one trial, and pooled over trials
+        assert rates[i] == pytest.approx(float(mean_firing_rate(trial0[i]).rescale(pq.Hz)), rel=1e-12)
+    # ISI CV: one trial, and pooled over trials (a neuron's group holds its train of every trial)
     one = stats.isi_cv(z[:1], DT, min_isis=2)
     pooled = stats.isi_cv(z, DT, min_isis=2)
     for i in range(6):
-        assert one[i] == pytest.approx(cv(isi(to_neo(z[0, :, i]))), abs=1e-12)
-        all_isis = np.concatenate([np.asarray(isi(to_neo(z[t, :, i])).magnitude) for t in range(12)])
+        assert one[i] == pytest.approx(cv(isi(trial0[i])), abs=1e-12)
+        all_isis = np.concatenate([np.asarray(isi(st).magnitude) for st in block.groups[i].spiketrains])
         assert pooled[i] == pytest.approx(variation(all_isis), abs=1e-12)
     # Fano factor over whole-trial counts across trials
     ff = stats.fano_factor(z, 800)
     for i in range(5):
-        assert ff[i] == pytest.approx(fanofactor([to_neo(z[t, :, i]) for t in range(12)]), rel=1e-12)
+        assert len(block.groups[i].spiketrains) == 12
+        assert ff[i] == pytest.approx(fanofactor(block.groups[i].spiketrains), rel=1e-12)
     # spike-count correlation on one trial, 20-ms bins
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        b = BinnedSpikeTrain([to_neo(z[0, :, i]) for i in range(5)], bin_size=20 * pq.ms)
+        b = BinnedSpikeTrain(trial0[:5], bin_size=20 * pq.ms)
         ref = correlation_coefficient(b)
     mine = stats.correlation_matrix(stats.window_counts(z[:1, :, :5], 20)[0])
     assert np.allclose(mine, ref, atol=1e-10, equal_nan=True)
@@ -175,6 +188,8 @@ def test_synchrony_orders_like_elephant_spike_contrast():
     import quantities as pq
     from elephant.spike_train_synchrony import spike_contrast
 
+    from cognet.interchange.neo_io import recurrent_trains
+
     rng = np.random.default_rng(6)
     base = poisson(rng, 1, 2000, 1, 20.0)[0, :, 0]
     jitter = np.zeros((1, 2000, 8), np.uint8)
@@ -182,8 +197,8 @@ def test_synchrony_orders_like_elephant_spike_contrast():
         jitter[0, :, i] = np.roll(base, int(rng.integers(-2, 3)))
     indep = poisson(rng, 1, 2000, 8, 20.0)
     chi_j, chi_i = stats.golomb_chi(jitter, 10)[0], stats.golomb_chi(indep, 10)[0]
-    sc_j = spike_contrast([to_neo(jitter[0, :, i]) for i in range(8)], t_start=0 * pq.ms, t_stop=2000 * pq.ms)
-    sc_i = spike_contrast([to_neo(indep[0, :, i]) for i in range(8)], t_start=0 * pq.ms, t_stop=2000 * pq.ms)
+    sc_j = spike_contrast(recurrent_trains(neo_block(jitter).segments[0]), t_start=0 * pq.ms, t_stop=2000 * pq.ms)
+    sc_i = spike_contrast(recurrent_trains(neo_block(indep).segments[0]), t_start=0 * pq.ms, t_stop=2000 * pq.ms)
     assert chi_j > 0.8 > 0.5 > chi_i
     assert sc_j > sc_i
 

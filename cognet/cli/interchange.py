@@ -14,8 +14,8 @@ from .common import _fail, _user_errors, emit
 @click.command("export")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--format", "fmt", required=True, metavar="FORMAT",
-              help="nir (a NIR graph, .nir file), brian2 (a folder with a plain-Brian2 script), or another "
-                   "registered format (an unknown name lists them); see docs/interchange.md")
+              help="nir (a NIR graph, .nir file), brian2 (a folder with a plain-Brian2 script), nwb (held-out "
+                   "spikes, .nwb file), tensorboard (event files of the training curves), or another registered format (an unknown name lists them); see docs/interchange.md")
 @click.option("--out", required=True, type=click.Path(), help="output file (nir) or folder (brian2)")
 @click.option("--no-readout", is_flag=True, help="nir: end the graph at the spiking population")
 @click.option("--resistance", type=click.Choice(["tau_over_dt", "one"]), default=None,
@@ -28,9 +28,13 @@ from .common import _fail, _user_errors, emit
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="brian2: steps of the Poisson input (default: the task's trial length)")
 @click.option("--seed", type=int, default=None, help="brian2: seed of the Poisson input (default 0)")
+@click.option("--source", type=click.Choice(["torch", "brian2"]), default=None,
+              help="nwb: the spike record to export (torch, recorded if missing; or brian2, after `cognet verify`)")
 @click.option("--json", "as_json", is_flag=True, help="print what was written as one JSON object")
-def export_cmd(run_dir, fmt, out, no_readout, resistance, trials, poisson_rate_hz, steps, seed, as_json) -> None:
-    """Write a trained run in another tool's format (NIR graph, or a plain-Brian2 script)."""
+def export_cmd(run_dir, fmt, out, no_readout, resistance, trials, poisson_rate_hz, steps, seed, source,
+               as_json) -> None:
+    """Write a trained run in another tool's format: a NIR graph, a plain-Brian2 script, the
+    held-out activity as NWB, or the training curves as TensorBoard events."""
     from cognet import interchange
 
     opts = {}
@@ -39,7 +43,15 @@ def export_cmd(run_dir, fmt, out, no_readout, resistance, trials, poisson_rate_h
             opts["readout"] = False
         if resistance:
             opts["resistance"] = resistance
-        ignored = {"--trials": trials, "--poisson": poisson_rate_hz, "--steps": steps, "--seed": seed}
+        ignored = {"--trials": trials, "--poisson": poisson_rate_hz, "--steps": steps, "--seed": seed,
+                   "--source": source}
+    elif fmt == "nwb":
+        if trials is not None:
+            opts["trials"] = trials
+        if source is not None:
+            opts["source"] = source
+        ignored = {"--no-readout": no_readout or None, "--resistance": resistance, "--poisson": poisson_rate_hz,
+                   "--steps": steps, "--seed": seed}
     elif fmt == "brian2":
         if trials is not None:
             opts["trials"] = trials
@@ -49,9 +61,10 @@ def export_cmd(run_dir, fmt, out, no_readout, resistance, trials, poisson_rate_h
             opts["steps"] = steps
         if seed is not None:
             opts["seed"] = seed
-        ignored = {"--no-readout": no_readout or None, "--resistance": resistance}
+        ignored = {"--no-readout": no_readout or None, "--resistance": resistance, "--source": source}
     else:
-        ignored = {}
+        ignored = {"--no-readout": no_readout or None, "--resistance": resistance, "--trials": trials,
+                   "--poisson": poisson_rate_hz, "--steps": steps, "--seed": seed, "--source": source}
     try:
         used = [k for k, v in ignored.items() if v is not None]
         if used:
@@ -60,7 +73,9 @@ def export_cmd(run_dir, fmt, out, no_readout, resistance, trials, poisson_rate_h
         res = func(Path(run_dir), Path(out), **opts)
     except _user_errors() as exc:
         _fail(exc)
-    lines = [f"{fmt}: {res.get('path') or res.get('out_dir')} ({res['neurons']} neurons, dt {res['dt_ms']:g} ms)"]
+    where = res.get("path") or res.get("out_dir") or res.get("out") or out
+    detail = (f" ({res['neurons']} neurons, dt {res['dt_ms']:g} ms)" if "neurons" in res and "dt_ms" in res else "")
+    lines = [f"{fmt}: {where}{detail}"]
     if fmt == "brian2":
         lines.append(f"input: {res['input']} ({res['trials']} trials of {res['steps']} steps); run: {res['run']}")
     emit(res, as_json, lines)

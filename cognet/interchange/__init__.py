@@ -20,6 +20,8 @@ from typing import Callable, Dict
 EXPORTERS: Dict[str, str] = {
     "nir": "cognet.interchange.nir:export_run",
     "brian2": "cognet.interchange.brian2_script:export_run",
+    "nwb": "cognet.interchange.nwb:export_run",
+    "tensorboard": "cognet.interchange.tensorboard_events:export_run",
 }
 #: format name -> "module:function"
 IMPORTERS: Dict[str, str] = {

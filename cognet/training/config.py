@@ -84,6 +84,7 @@ class TrainConfig:
     dtype: str = "float32"  # float32 | float64
     device: str = "cpu"  # cpu | cuda | auto
     checkpoint_every: int = 100  # iterations between resumable checkpoints (0 = only at the end)
+    tensorboard: bool = False  # also write TensorBoard events to RUN/tensorboard (cognet.training.tensorboard)
 
     def validate(self) -> None:
         _positive(self, "train", ["iterations", "batch_size", "lr", "eval_every", "eval_trials", "threads"])
@@ -99,6 +100,10 @@ class TrainConfig:
 SECTIONS = {"network": NetworkConfig, "surrogate": SurrogateConfig, "train": TrainConfig, "eprop": EpropConfig}
 #: sections read by particular rules only (see LearningRule.config_sections)
 RULE_SECTIONS = ("eprop",)
+
+
+#: train keys that only add output files; left out of to_dict (and the config hash) when false
+OUTPUT_KEYS = ("tensorboard",)
 
 
 def _rule_sections(rule: str) -> tuple:
@@ -143,13 +148,17 @@ class RunConfig:
     # -- (de)serialisation -------------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
         """Plain nested dict. Rule-specific sections (e.g. ``eprop``) appear only for the
-        rules that read them, so they never change the identity (hash) of other runs."""
+        rules that read them, and output switches (``train.tensorboard``) only when on, so
+        they never change the identity (hash) of other runs."""
         d = dataclasses.asdict(self)
         task = {"name": d.pop("task"), **d.pop("task_params")}
         used = _rule_sections(self.rule)
         for section in RULE_SECTIONS:
             if section not in used:
                 d.pop(section, None)
+        for key in OUTPUT_KEYS:  # output switches: present only when on, so the default keeps old hashes
+            if not d["train"][key]:
+                del d["train"][key]
         return {"task": task, **d}
 
     def resolved_dict(self) -> Dict[str, Any]:

@@ -178,6 +178,7 @@ class Trainer:
         self.best_state: Optional[Dict[str, torch.Tensor]] = None
         self.best_key: Tuple[float, float] = (-1.0, -1.0)
         self.best_iteration = 0
+        self.tb = None  # train.tensorboard: a cognet.training.tensorboard.TensorBoardLog fed by _log
 
     # -- checkpoints -------------------------------------------------------------------------
     def _checkpoint_path(self) -> Optional[Path]:
@@ -269,6 +270,8 @@ class Trainer:
     def _log(self, record: Dict[str, Any]) -> None:
         if self.out:
             append_jsonl(self.out / "metrics.jsonl", record)
+        if self.tb is not None:
+            self.tb.log(record)
 
     def evaluate(self, trials: Optional[int] = None, stream: str = "eval") -> Dict[str, Any]:
         self.net.eval()
@@ -301,6 +304,10 @@ class Trainer:
                 rewrite_jsonl(self.out / "metrics.jsonl", rows)
             elif (self.out / "metrics.jsonl").exists():
                 rewrite_jsonl(self.out / "metrics.jsonl", [])
+            if tc.tensorboard:
+                from cognet.training.tensorboard import TensorBoardLog
+
+                self.tb = TensorBoardLog(self.out / "tensorboard", purge_step=self.iteration + 1)
         resumed_from = self.iteration
         t0 = time.perf_counter()
         bar = None
@@ -360,6 +367,8 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+            if self.tb is not None:
+                self.tb.flush()
         train_wall = self.wall_before + time.perf_counter() - t0
         last_state = None
         if tc.keep_best and self.best_state is not None:
@@ -387,6 +396,8 @@ class Trainer:
         if self.out:
             self.save_checkpoint(train_wall)
             write_json(self.out / "summary.json", {**summary, "rates_hz": final["rates_hz"]})
+        if self.tb is not None:
+            self.tb.finish(cfg.resolved_dict(), summary)
         return summary
 
 
