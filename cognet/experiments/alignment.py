@@ -2,7 +2,7 @@
 
 Along one training trajectory (the run's own rule, BPTT by default), every ``every``
 iterations the same batch is given to BPTT and to each e-prop rule, and their gradients
-are compared parameter by parameter:
+are compared parameter by parameter::
 
     cos(g_eprop, g_bptt) = <g_eprop, g_bptt> / (|g_eprop| |g_bptt|),   ratio = |g_eprop| / |g_bptt|
 
