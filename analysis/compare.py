@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from cognet.training.io import read_json, read_jsonl, write_json
+from cognet.training.io import read_json, read_json_object, read_jsonl, write_json
 
 from . import plots
 

@@ -8,6 +8,10 @@ held-out trials (:mod:`cognet.training.records`) and writes into ``DIR/analysis-
     rates.png       rate histogram;  cv_rate.png  ISI CV against rate
     learning.png    learning curves from DIR/metrics.jsonl (if present)
     report.md / report.html   the one-page report (the HTML embeds the images)
+
+The run directory's lock is held throughout (one writer at a time), and everything one
+analysis writes (a new torch record included) is staged and moved into place as one set
+(:class:`cognet.training.io.OutputSet`): a killed analysis leaves the previous set or the new one.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from cognet.training.io import read_json, read_jsonl, write_json
+import os
+
+from cognet.training.io import OutputSet, read_json_object, read_jsonl, run_lock, write_json
 
 from . import plots
 from .report import write_report
@@ -43,9 +49,11 @@ def _load_model(run_dir: Path):
     return net, cfg
 
 
-def get_record(run_dir: Path, source: str = "torch", trials: Optional[int] = None, net=None, cfg=None):
+def get_record(run_dir: Path, source: str = "torch", trials: Optional[int] = None, net=None, cfg=None,
+               stage: Optional[OutputSet] = None):
     """Load the spike record of ``source``; for torch, create it (held-out test seed) if missing
-    or if it holds fewer than ``trials`` trials. Returns ``(record, created)``."""
+    or if it holds fewer than ``trials`` trials (into ``stage`` if given, which commits it
+    with the rest). Returns ``(record, created)``."""
     from cognet.training.records import load_record, record_torch, save_record
 
     if source not in SOURCES:
@@ -66,9 +74,12 @@ def get_record(run_dir: Path, source: str = "torch", trials: Optional[int] = Non
     import tasks
     from cognet.training.trainer import derive_seeds
 
+    from cognet.training.model import check_task_matches
+
     task = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms)
+    check_task_matches(net, task, Path(run_dir) / "model.safetensors")
     rec = record_torch(net, task, trials or DEFAULT_TRIALS, derive_seeds(cfg.seed)["test"])
-    save_record(path, rec)
+    save_record(stage.path(path) if stage is not None else path, rec)
     return rec, True
 
 
@@ -113,19 +124,25 @@ def analyze_run(run_dir, source: str = "torch", trials: Optional[int] = None, ou
     Returns the analysis dict (as written to analysis.json) with ``report`` (HTML path),
     ``report_md``, ``figures`` and ``out_dir`` added.
     """
-    t0 = time.perf_counter()
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory {run_dir} does not exist")
+    with run_lock(run_dir), OutputSet(run_dir, f"analysis-{source}") as stage:
+        return _analyze(run_dir, source, trials, out_dir, figures, stage)
+
+
+def _analyze(run_dir: Path, source: str, trials: Optional[int], out_dir, figures: bool,
+             stage: OutputSet) -> Dict[str, Any]:
+    t0 = time.perf_counter()
     net, cfg = _load_model(run_dir)
-    rec, created = get_record(run_dir, source, trials, net, cfg)
+    rec, created = get_record(run_dir, source, trials, net, cfg, stage=stage)
     n_used = rec.trials if trials is None else min(trials, rec.trials)
     z = rec.z[:n_used].numpy()
     active = rec.active[:n_used].numpy() if rec.active is not None else None
     output = "bits" if rec.target.dim() == 3 else "classes"
     codes = answer_codes(rec.target[:, :n_used].numpy(), output)
     a = firing_regime(z, rec.dt_ms, rec.steps_per_symbol, rec.phases, rec.windows, active, rec.channels, codes)
-    summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
+    summary = read_json_object(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
     acc = record_accuracy(rec)
     a = {
         "run_dir": str(run_dir), "source": source, "task": rec.task,
@@ -134,7 +151,10 @@ def analyze_run(run_dir, source: str = "torch", trials: Optional[int] = None, ou
                    "record_seed": rec.extra.get("seed")},
         "accuracy": acc, **a,
     }
-    out = Path(out_dir) if out_dir is not None else run_dir / f"analysis-{source}"
+    final = Path(out_dir) if out_dir is not None else run_dir / f"analysis-{source}"
+    if final.exists() and not final.is_dir():
+        raise FileExistsError(17, "File exists (the output folder is a file)", str(final))
+    out = stage.dir / "out"  # staged; moved to `final` as a whole with the record
     out.mkdir(parents=True, exist_ok=True)
     figs: Dict[str, Path] = {}
     if figures:
@@ -166,10 +186,13 @@ def analyze_run(run_dir, source: str = "torch", trials: Optional[int] = None, ou
            if summary else ""),
     ]
     paths = write_report(out, a, figs, header)
-    a["figures"] = {k: str(v) for k, v in figs.items()}
-    a["report"] = str(paths["html"])
-    a["report_md"] = str(paths["markdown"])
-    a["out_dir"] = str(out)
+    a["figures"] = {k: str(final / Path(v).name) for k, v in figs.items()}
+    a["report"] = str(final / Path(paths["html"]).name)
+    a["report_md"] = str(final / Path(paths["markdown"]).name)
+    a["out_dir"] = str(final)
     a["wall_s"] = time.perf_counter() - t0
     write_json(out / "analysis.json", a)
+    for f in sorted(out.iterdir()):
+        os.replace(f, stage.path(final / f.name))
+    stage.commit()
     return a

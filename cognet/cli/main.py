@@ -19,16 +19,19 @@ import click
 from cognet.training.io import dumps
 
 from .analysis import analysis_lines, analyze_cmd, compare_cmd
-from .common import _fail, _user_errors, emit, plugin_option
+from .common import DEBUG, _fail, _user_errors, emit, plugin_option
 from .experiment import experiment_cmd, reproduce_cmd, sweep_cmd
 from .verify import verify_cmd, verify_lines
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cognet")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="show the Python traceback of an error (also COGNET_DEBUG=1)")
+def main(debug: bool) -> None:
     """cognet: recurrent spiking networks (LIF/ALIF) that learn symbolic bit-sequence and
     arithmetic tasks, trained with surrogate-gradient BPTT or e-prop, verified in Brian2."""
+    if debug:
+        DEBUG["on"] = True
 
 
 def _plugins_from_env() -> None:

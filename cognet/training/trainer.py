@@ -9,7 +9,17 @@ A run directory holds::
     summary.json         the final held-out scores, rates and timings
 
 All files are written atomically. A killed run started again with the same ``--out``
-resumes from its last checkpoint; a completed run is not retrained.
+resumes from its last checkpoint; a completed run is not retrained. One process at a time
+writes a run directory (:func:`cognet.training.io.run_lock`), and nothing in it is touched
+before the configuration and an existing checkpoint have been checked against each other.
+
+Nothing silently wrong: the loss, the global gradient norm (whether or not ``train.grad_clip``
+is on) and the parameters after every update must be finite, else the run stops with
+:class:`TrainingDiverged` before anything of that iteration is written (the last good
+checkpoint stays). Values read back from a checkpoint are validated: checksums, finite
+weights, learning rates equal to the config's (``base_lrs == [train.lr]``, current rate
+``lr * lambda(iteration)``), ``0 <= iteration <= train.iterations``. An early stop is
+recorded in the checkpoint, so a run killed after it resumes to the same end.
 
 Randomness: from the run seed, :class:`numpy.random.SeedSequence` derives independent
 streams for the initial weights and neuron parameters, the training batches, the held-out
@@ -32,6 +42,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -45,15 +56,58 @@ import rules
 import tasks
 
 from cognet.training.config import ConfigError, RunConfig
-from cognet.training.io import CorruptFileError, append_jsonl, load_tensors, read_json, read_jsonl, rewrite_jsonl, save_tensors, write_json
+from cognet.training.io import (CorruptFileError, append_jsonl, atomic_write, check_finite, load_tensors,
+                                read_json_object, read_jsonl, rewrite_jsonl, run_lock, save_tensors, write_json)
 from cognet.training.plugins import write_run_plugins
-from cognet.training.model import DTYPES, build_network, load_model, neuron_params, save_model
+from cognet.training.model import DTYPES, build_network, check_task_matches, load_model, neuron_params, save_model
 
 CHECKPOINT_FORMAT = "cognet-checkpoint-1"
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or a gradient became NaN or infinite."""
+    """The loss, a gradient or an update became NaN or infinite."""
+
+
+def divergence_advice(cfg: RunConfig, T: int) -> str:
+    """The likely cause of a non-finite loss/gradient/update, as advice naming config keys."""
+    if cfg.train.dtype == "float32" and T >= 5000:
+        return (f"likely cause: float32 rounding over {T} time steps per trial; use --set train.dtype=float64 "
+                f"or a larger network.dt_ms (now {cfg.network.dt_ms:g})")
+    if cfg.train.grad_clip == 0:
+        return ("likely cause: unclipped gradients; set train.grad_clip (e.g. 1.0), or lower train.lr or "
+                f"surrogate.peak (now {cfg.surrogate.peak:g})")
+    return "lower train.lr or train.rate_reg, or lower surrogate.peak; train.dtype=float64 can also help"
+
+
+#: hard bound on the network size (w_rec alone would hold n_rec^2 numbers)
+MAX_N_REC = 100_000
+
+
+def estimate_memory_bytes(cfg: RunConfig, task) -> float:
+    """Rough peak memory of training ``cfg`` on ``task``: weights with gradients and Adam state
+    (x4), plus the larger of BPTT's stored states (about 8 numbers per neuron, step and trial)
+    and e-prop's eligibility traces (about 3 per synapse and trial), plus one evaluation batch."""
+    item = 8 if cfg.train.dtype == "float64" else 4
+    n, n_in, n_out, T, B = float(cfg.network.n_rec), float(task.n_in), float(task.n_out), float(task.T), float(
+        cfg.train.batch_size)
+    weights = 4.0 * (n * n + n * n_in + n * n_out) * item
+    states = max(8.0 * n * T * B, 3.0 * n * (n + n_in) * B) * item
+    evaluation = 4.0 * n * T * min(float(cfg.train.eval_trials), 256.0) * item
+    return weights + states + evaluation
+
+
+def check_memory(cfg: RunConfig, task) -> None:
+    """Refuse a configuration whose estimated memory exceeds this machine's (ConfigError)."""
+    need = estimate_memory_bytes(cfg, task)
+    try:
+        have = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        have = float("inf")
+    if need > have:
+        raise ConfigError(
+            f"network.n_rec={cfg.network.n_rec}, train.batch_size={cfg.train.batch_size} with {task.T} steps per "
+            f"trial would need about {need / 2**30:.3g} GiB, more than this machine's {have / 2**30:.3g} GiB; "
+            "lower network.n_rec or train.batch_size")
 
 
 def derive_seeds(seed: int) -> Dict[str, int]:
@@ -65,7 +119,10 @@ def derive_seeds(seed: int) -> Dict[str, int]:
 def config_hash(cfg: RunConfig) -> str:
     import hashlib
 
-    blob = json.dumps(cfg.resolved_dict(), sort_keys=True)
+    d = cfg.resolved_dict()
+    if d["train"].get("device") == "auto":  # the same computation as the device it resolves to
+        d["train"]["device"] = pick_device("auto").type
+    blob = json.dumps(d, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
@@ -159,6 +216,9 @@ class Trainer:
         self.dtype = DTYPES[tc.dtype]
         self.seeds = derive_seeds(cfg.seed)
         self.task = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms)
+        if cfg.network.n_rec > MAX_N_REC:
+            raise ConfigError(f"network.n_rec must be <= {MAX_N_REC}, got {cfg.network.n_rec}")
+        check_memory(cfg, self.task)
         g_init = torch.Generator().manual_seed(self.seeds["init"])
         neurons = neuron_params(cfg.network, np.random.default_rng(self.seeds["init"]))
         self.net = build_network(self.task.n_in, self.task.n_out, neurons, cfg.network, cfg.surrogate,
@@ -174,6 +234,7 @@ class Trainer:
         self.wall_before = 0.0  # training seconds spent before a resume
         self.best = -1.0
         self.stopped_early = False
+        self.stop_score: Optional[float] = None  # the validation score that stopped the run early
         # train.keep_best: the weights, score key and iteration of the best validation score
         self.best_state: Optional[Dict[str, torch.Tensor]] = None
         self.best_key: Tuple[float, float] = (-1.0, -1.0)
@@ -207,7 +268,10 @@ class Trainer:
             "best": repr(self.best), "config_hash": config_hash(self.cfg),
             "param_groups": json.dumps(opt_state["param_groups"]), "optim_scalars": json.dumps(scalars),
             "sched": json.dumps(self.sched.state_dict()),
+            "stopped_early": "1" if self.stopped_early else "0",
         }
+        if self.stop_score is not None:
+            meta["stop_score"] = repr(self.stop_score)
         if self.best_state is not None:
             meta["best_key"] = json.dumps(list(self.best_key))
             meta["best_iteration"] = str(self.best_iteration)
@@ -222,6 +286,8 @@ class Trainer:
             raise CorruptFileError(f"{path} is not a cognet checkpoint")
         if meta.get("config_hash") != config_hash(self.cfg):
             raise ConfigError(f"{path} belongs to a different configuration; use another --out or --restart")
+        check_finite(path, {k: v for k, v in tensors.items() if not k.startswith("rng.")})
+        self._check_checkpoint_values(path, meta)
         try:
             with torch.no_grad():
                 for k, p in self.net.named_parameters():
@@ -248,9 +314,48 @@ class Trainer:
                 key = json.loads(meta["best_key"])
                 self.best_key = (float(key[0]), float(key[1]))
                 self.best_iteration = int(meta["best_iteration"])
-        except (KeyError, ValueError, RuntimeError) as exc:
+            self.stopped_early = meta.get("stopped_early", "0") == "1"
+            self.stop_score = float(meta["stop_score"]) if "stop_score" in meta else None
+        except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as exc:
             raise CorruptFileError(f"{path} is incomplete or inconsistent ({exc}); delete it or pass --restart") from None
         return True
+
+    def _check_checkpoint_values(self, path: Path, meta: Dict[str, str]) -> None:
+        """Validate the scalars of a checkpoint against the config (see the module docstring)."""
+        tc = self.cfg.train
+        bad = f"{path} holds values that do not fit the configuration"
+        try:
+            iteration = int(meta["iteration"])
+            sched = json.loads(meta["sched"])
+            groups = json.loads(meta["param_groups"])
+            wall, best = float(meta["wall_s"]), float(meta["best"])
+            base_lrs = [float(v) for v in sched["base_lrs"]]
+            last_epoch = int(sched["last_epoch"])
+            fresh = json.loads(json.dumps(self.opt.state_dict()["param_groups"]))
+            if not isinstance(groups, list) or len(groups) != len(fresh):
+                raise ValueError("param_groups do not match the optimiser")
+            lrs = [float(g["lr"]) for g in groups]
+            initial = [float(g.get("initial_lr", tc.lr)) for g in groups]
+            others_ok = all(g[k] == f[k] for g, f in zip(groups, fresh) for k in set(g) & set(f)
+                            if k not in ("lr", "initial_lr", "params"))
+        except (KeyError, ValueError, TypeError, AttributeError, RecursionError) as exc:
+            raise CorruptFileError(f"{path} has unreadable optimiser/scheduler state ({exc}); "
+                                   "delete it or pass --restart") from None
+        if not 0 <= iteration <= tc.iterations or last_epoch != iteration:
+            raise CorruptFileError(f"{bad}: iteration {iteration} (scheduler step {last_epoch}) outside "
+                                   f"[0, train.iterations={tc.iterations}]; delete it or pass --restart")
+        if any(v != tc.lr for v in base_lrs + initial):
+            raise CorruptFileError(f"{bad}: base learning rates {base_lrs} differ from train.lr={tc.lr}; "
+                                   "delete it or pass --restart")
+        total, floor = tc.iterations, tc.lr_min_factor
+        expected = tc.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(iteration, total) / total)))
+        if any(not math.isclose(v, expected, rel_tol=1e-9, abs_tol=1e-15) for v in lrs):
+            raise CorruptFileError(f"{bad}: learning rate {lrs} at iteration {iteration}, expected {expected:g}; "
+                                   "delete it or pass --restart")
+        if not others_ok:
+            raise CorruptFileError(f"{bad}: optimiser settings differ from Adam's defaults; delete it or pass --restart")
+        if not (math.isfinite(wall) and wall >= 0 and -1.0 <= best <= 1.0):
+            raise CorruptFileError(f"{bad}: wall_s={wall}, best={best}; delete it or pass --restart")
 
     # -- model selection (train.keep_best) -----------------------------------------------------
     def _remember_if_best(self, ev: Dict[str, Any], metric: str) -> None:
@@ -275,32 +380,68 @@ class Trainer:
         return evaluate(self.net, self.task, trials or self.cfg.train.eval_trials, self.seeds[stream], split=stream)
 
     def run(self) -> Dict[str, Any]:
+        if not self.out:
+            return self._run()
+        with run_lock(self.out):
+            return self._run()
+
+    def _prepare_dir(self) -> Optional[Dict[str, Any]]:
+        """Check the run directory against this config (nothing written), then write the config
+        and resume. Returns the summary of an already complete run, else None."""
+        cfg = self.cfg
+        assert self.out is not None
+        summary_path = self.out / "summary.json"
+        config_path = self.out / "config.yaml"
+        resolved = cfg.resolved_dict()
+        if config_path.exists():
+            try:
+                old = yaml.safe_load(config_path.read_text())
+            except (yaml.YAMLError, RecursionError, UnicodeDecodeError) as exc:
+                raise CorruptFileError(f"{config_path} is not valid YAML ({exc}); restore it or pass --restart") from None
+            if old != resolved:
+                raise ConfigError(f"{self.out} already holds a run with a different configuration; "
+                                  "choose another --out (nothing was overwritten)")
+        if summary_path.exists() and (self.out / "model.safetensors").exists():
+            summary = read_json_object(summary_path)
+            summary["resumed"] = "already complete"
+            return summary
+        resumed = self.load_checkpoint()  # refuses a checkpoint of another config before anything is written
+        atomic_write(config_path, yaml.safe_dump(resolved, sort_keys=False))
+        write_run_plugins(self.out, cfg.task, cfg.rule)
+        if resumed:
+            # drop metric lines written after the checkpoint (they will be recomputed)
+            rows = [r for r in read_jsonl(self.out / "metrics.jsonl") if r.get("iteration", 0) <= self.iteration]
+            rewrite_jsonl(self.out / "metrics.jsonl", rows)
+        elif (self.out / "metrics.jsonl").exists():
+            rewrite_jsonl(self.out / "metrics.jsonl", [])
+        return None
+
+    def _check_update(self, res, T: int) -> Optional[float]:
+        """Global gradient norm (clipped if train.grad_clip > 0); TrainingDiverged if the loss or
+        a gradient is not finite."""
+        cfg, tc = self.cfg, self.cfg.train
+        it = self.iteration + 1
+        if not math.isfinite(res.loss):
+            raise TrainingDiverged(
+                f"loss became {res.loss} at iteration {it} (task loss {res.task_loss}, rate penalty {res.reg_loss}); "
+                f"{divergence_advice(cfg, T)}")
+        params = [p for p in self.net.parameters() if p.grad is not None]
+        if tc.grad_clip > 0:
+            gnorm = float(torch.nn.utils.clip_grad_norm_(params, tc.grad_clip))
+        else:
+            gnorm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.double())
+                                                                for p in params]))) if params else 0.0
+        if not math.isfinite(gnorm):
+            raise TrainingDiverged(f"gradient norm became {gnorm} at iteration {it}; {divergence_advice(cfg, T)}")
+        return gnorm if tc.grad_clip > 0 else None
+
+    def _run(self) -> Dict[str, Any]:
         cfg, tc = self.cfg, self.cfg.train
         torch.set_num_threads(tc.threads)
         if self.out:
-            self.out.mkdir(parents=True, exist_ok=True)
-            summary_path = self.out / "summary.json"
-            config_path = self.out / "config.yaml"
-            resolved = cfg.resolved_dict()
-            if config_path.exists():
-                old = yaml.safe_load(config_path.read_text())
-                if old != resolved:
-                    raise ConfigError(f"{self.out} already holds a run with a different configuration; "
-                                      "choose another --out (nothing was overwritten)")
-            if summary_path.exists() and (self.out / "model.safetensors").exists():
-                summary = read_json(summary_path)
-                summary["resumed"] = "already complete"
-                return summary
-            from cognet.training.io import atomic_write
-
-            atomic_write(config_path, yaml.safe_dump(resolved, sort_keys=False))
-            write_run_plugins(self.out, cfg.task, cfg.rule)
-            if self.load_checkpoint():
-                # drop metric lines written after the checkpoint (they will be recomputed)
-                rows = [r for r in read_jsonl(self.out / "metrics.jsonl") if r.get("iteration", 0) <= self.iteration]
-                rewrite_jsonl(self.out / "metrics.jsonl", rows)
-            elif (self.out / "metrics.jsonl").exists():
-                rewrite_jsonl(self.out / "metrics.jsonl", [])
+            done = self._prepare_dir()
+            if done is not None:
+                return done
         resumed_from = self.iteration
         t0 = time.perf_counter()
         bar = None
@@ -308,29 +449,24 @@ class Trainer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=tc.iterations, initial=self.iteration, desc=f"{cfg.task}/{cfg.rule}", unit="it",
-                       dynamic_ncols=True, leave=False)
+                       dynamic_ncols=True, leave=False, file=sys.stderr)
         metric = self.task.stop_metric
         try:
-            while self.iteration < tc.iterations:
+            while self.iteration < tc.iterations and not self.stopped_early:
                 self.net.train()
                 batch = self.task.sample(tc.batch_size, self.g_train)
                 batch = dataclasses.replace(batch, x=batch.x.to(self.device), target=batch.target.to(self.device),
                                             mask=batch.mask.to(self.device))
                 res = self.rule.step(batch)
-                if not math.isfinite(res.loss):
-                    raise TrainingDiverged(
-                        f"loss became {res.loss} at iteration {self.iteration + 1} (task loss {res.task_loss}, "
-                        f"rate penalty {res.reg_loss}); lower train.lr or train.rate_reg, or raise train.grad_clip")
-                gnorm = None
-                if tc.grad_clip > 0:
-                    gnorm = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), tc.grad_clip))
-                    if not math.isfinite(gnorm):
-                        raise TrainingDiverged(f"gradient norm became {gnorm} at iteration {self.iteration + 1}; "
-                                               "lower train.lr or change the surrogate")
+                gnorm = self._check_update(res, batch.x.shape[0])
                 self.opt.step()
                 self.sched.step()
                 with torch.no_grad():
                     self.net.w_rec.mul_(self.net.rec_mask)
+                    bad = [k for k, p in self.net.named_parameters() if not bool(torch.isfinite(p).all())]
+                if bad:
+                    raise TrainingDiverged(f"the update at iteration {self.iteration + 1} made {', '.join(bad)} "
+                                           f"non-finite; {divergence_advice(cfg, batch.x.shape[0])}")
                 self.iteration += 1
                 score = self.task.score(res.logits, batch)
                 rate = float(res.z.mean()) * 1000.0 / cfg.network.dt_ms
@@ -350,10 +486,11 @@ class Trainer:
                     self._log({"iteration": self.iteration, "eval": True,
                                **{k: v for k, v in ev.items() if k != "rates_hz"}})
                     if bar is not None:
-                        bar.write(f"iter {self.iteration}: held-out {metric} {ev[metric]:.3f}, "
-                                  f"rate {ev['mean_rate_hz']:.1f} Hz")
+                        bar.write(f"iter {self.iteration}: validation {metric} {ev[metric]:.3f}, "
+                                  f"rate {ev['mean_rate_hz']:.1f} Hz", file=sys.stderr)
                     if ev[metric] >= tc.target_accuracy:
                         self.stopped_early = self.iteration < tc.iterations
+                        self.stop_score = float(ev[metric])
                         break
                 if tc.checkpoint_every and self.iteration % tc.checkpoint_every == 0:
                     self.save_checkpoint(self.wall_before + time.perf_counter() - t0)
@@ -374,7 +511,8 @@ class Trainer:
             "sequence_accuracy_ci95": final["sequence_accuracy_ci95"],
             "mean_rate_hz": final["mean_rate_hz"], "silent_fraction": final["silent_fraction"],
             "iterations": self.iteration, "wall_s": train_wall, "eval_trials": final["trials"],
-            "stopped_early": self.stopped_early, "chance": self.task.chance(), "n_rec": self.net.n,
+            "stopped_early": self.stopped_early, "stop_metric": metric, "target_accuracy": tc.target_accuracy,
+            "stop_score": self.stop_score, "validation_best": self.best, "chance": self.task.chance(), "n_rec": self.net.n,
             "n_in": self.net.n_in, "resumed_from_iteration": resumed_from or None,
             "peak_rss_mb": peak_rss_mb(),
         }
@@ -392,12 +530,16 @@ class Trainer:
 
 def train(cfg: RunConfig, out_dir: Optional[Path] = None, progress: Optional[bool] = None,
           restart: bool = False) -> Dict[str, Any]:
-    if restart and out_dir is not None:
-        for name in ("checkpoint.safetensors", "summary.json", "model.safetensors", "metrics.jsonl", "config.yaml"):
-            p = Path(out_dir) / name
-            if p.exists():
-                p.unlink()
-    return Trainer(cfg, out_dir, progress).run()
+    trainer = Trainer(cfg, out_dir, progress)  # validates (sizes, memory) before anything is touched
+    if out_dir is None:
+        return trainer.run()
+    with run_lock(out_dir):
+        if restart:
+            for name in ("checkpoint.safetensors", "summary.json", "model.safetensors", "metrics.jsonl", "config.yaml"):
+                p = Path(out_dir) / name
+                if p.exists():
+                    p.unlink()
+        return trainer.run()
 
 
 def eval_run(run_dir: Path, trials: int = 256, seed: Optional[int] = None) -> Dict[str, Any]:
@@ -409,6 +551,7 @@ def eval_run(run_dir: Path, trials: int = 256, seed: Optional[int] = None) -> Di
     net, cfg = load_model(model_path)
     net.eval()
     task = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms)
+    check_task_matches(net, task, model_path)
     eval_seed = derive_seeds(cfg.seed)["test"] if seed is None else int(seed)
     res = evaluate(net, task, trials, eval_seed)
     return {"task": cfg.task, "rule": cfg.rule, "seed": cfg.seed, "eval_seed": eval_seed, **res}
