@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from cognet.training.io import read_json, read_json_object, read_jsonl, write_json
+from cognet.training.io import read_json_object, read_jsonl, write_json
 
 from . import plots
 
@@ -29,7 +29,7 @@ def run_row(run_dir: Path) -> Dict[str, Any]:
     path = run_dir / "summary.json"
     if not path.exists():
         raise FileNotFoundError(f"{run_dir} holds no summary.json (not a finished cognet run)")
-    s = read_json(path)
+    s = read_json_object(path)
     import tasks
 
     metric = tasks.get_task_class(s["task"]).stop_metric if s.get("task") in tasks.TASKS else "bit_accuracy"
@@ -43,7 +43,7 @@ def run_row(run_dir: Path) -> Dict[str, Any]:
     }
     an = run_dir / "analysis-torch" / "analysis.json"
     if an.exists():
-        a = read_json(an)
+        a = read_json_object(an)
         row["isi_cv"] = a.get("isi_cv", {}).get("median")
         row["synchrony"] = a.get("synchrony", {}).get("chi")
     return row

@@ -97,7 +97,15 @@ def sweep_cmd(axes, out, config_file, sets, jobs, executor, partition, time_min,
             if "=" not in item:
                 raise ValueError(f"--axis expects KEY=V1,V2,..., got {item!r}")
             k, v = item.split("=", 1)
-            ax[k.strip()] = [yaml.safe_load(x) for x in v.split(",") if x.strip()]
+            k = k.strip()
+            if k in ax:
+                raise ValueError(f"--axis {k} is given twice; give all its values in one --axis {k}=V1,V2,...")
+            try:
+                ax[k] = [yaml.safe_load(x) for x in v.split(",") if x.strip()]
+            except yaml.YAMLError as exc:
+                raise ValueError(f"--axis {k}: {v!r} holds an invalid value ({str(exc).splitlines()[0]})") from None
+            if not ax[k]:
+                raise ValueError(f"--axis {k} has no values")
         runs = make_runs(grid(ax), dict, Path(out) / "runs", base_sets=list(sets), config_file=config_file)
         write_manifest(Path(out) / "sweep.json", "sweep", runs, {"axes": ax, "sets": list(sets)})
         log = (lambda s: click.echo(s, err=True)) if as_json else click.echo

@@ -7,7 +7,8 @@ A killed process leaves either the old file or the new one, never half of one.
 Tensors are stored with ``safetensors`` (no pickle: loading a file never runs code).
 
 Integrity: :func:`save_tensors` writes, in the metadata key ``sha256``, a JSON object mapping
-every tensor name to the SHA-256 of its raw bytes (as stored: little-endian, C order);
+every tensor name to the SHA-256 of its raw bytes (as stored: little-endian, C order), and
+``__metadata__`` to the SHA-256 of the other metadata (canonical JSON, sorted keys);
 :func:`load_tensors` recomputes and compares them, and refuses a file whose tensors were
 changed, added or removed (:class:`CorruptFileError` naming the file, the tensor and the
 remedy). Files written before checksums existed (no ``sha256`` key) load without the check.
@@ -146,6 +147,13 @@ def rewrite_jsonl(path: PathLike, records: Iterable[Mapping[str, Any]]) -> None:
 
 
 CHECKSUM_KEY = "sha256"
+META_DIGEST = "__metadata__"  # entry of the checksum table covering the other metadata
+
+
+def metadata_digest(meta: Mapping[str, str]) -> str:
+    """SHA-256 of the metadata (every key but the checksum table), canonical JSON."""
+    rest = {k: v for k, v in meta.items() if k != CHECKSUM_KEY}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
 
 
 def tensor_digest(t: torch.Tensor) -> str:
@@ -160,7 +168,9 @@ def save_tensors(path: PathLike, tensors: Mapping[str, torch.Tensor], metadata: 
     """Write ``tensors`` and ``metadata`` atomically, with the per-tensor SHA-256 (see module doc)."""
     clean = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     meta = dict(metadata)
-    meta[CHECKSUM_KEY] = json.dumps({k: tensor_digest(v) for k, v in sorted(clean.items())})
+    sums = {k: tensor_digest(v) for k, v in sorted(clean.items())}
+    sums[META_DIGEST] = metadata_digest(meta)
+    meta[CHECKSUM_KEY] = json.dumps(sums)
     atomic_write(path, save(clean, metadata=meta))
 
 
@@ -187,6 +197,9 @@ def load_tensors(path: PathLike) -> Tuple[Dict[str, torch.Tensor], Dict[str, str
             sums = None
         if not isinstance(sums, dict) or not all(isinstance(v, str) for v in sums.values()):
             raise CorruptFileError(f"{path} has an unreadable checksum table; {remedy}")
+        meta_sum = sums.pop(META_DIGEST, None)
+        if meta_sum is not None and meta_sum != metadata_digest(meta):
+            raise CorruptFileError(f"{path}: checksum mismatch in the metadata; {remedy}")
         if set(sums) != set(tensors):
             raise CorruptFileError(f"{path}: tensors {sorted(set(tensors) ^ set(sums))} do not match the "
                                    f"checksum table; {remedy}")

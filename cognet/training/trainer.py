@@ -76,7 +76,8 @@ def divergence_advice(cfg: RunConfig, T: int) -> str:
     if cfg.train.grad_clip == 0:
         return ("likely cause: unclipped gradients; set train.grad_clip (e.g. 1.0), or lower train.lr or "
                 f"surrogate.peak (now {cfg.surrogate.peak:g})")
-    return "lower train.lr or train.rate_reg, or lower surrogate.peak; train.dtype=float64 can also help"
+    return "lower train.lr or train.rate_reg, or lower surrogate.peak" + (
+        "; train.dtype=float64 can also help" if cfg.train.dtype == "float32" else "")
 
 
 #: hard bound on the network size (w_rec alone would hold n_rec^2 numbers)
