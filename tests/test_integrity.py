@@ -55,9 +55,11 @@ def _cli(args):
 
 def _clean_error(r, *needles):
     assert r.exit_code == 2, (r.exit_code, r.output, r.exception)
-    assert "Traceback" not in r.output and r.stderr.startswith("Error: "), r.output
+    assert "Traceback" not in r.output, r.output
+    err = r.stderr[r.stderr.find("Error: "):] if "Error: " in r.stderr else ""
+    assert err.startswith("Error: ") and len(err.strip().splitlines()) == 1, r.stderr  # one line, the last
     for n in needles:
-        assert n in r.stderr, (n, r.stderr)
+        assert n in err, (n, err)
 
 
 def _flip(path: Path, offset: int) -> None:
@@ -454,3 +456,36 @@ def test_device_auto_and_cpu_share_the_hash():
     if torch.cuda.is_available():
         pytest.skip("auto resolves to cuda here")
     assert config_hash(_cfg("train.device=auto")) == config_hash(_cfg("train.device=cpu")) == config_hash(_cfg())
+
+
+# -- happy-path items -----------------------------------------------------------------------------
+def test_config_yaml_names_the_surrogate_width_used(trained):
+    import yaml
+
+    text = (trained / "config.yaml").read_text()
+    assert "width: 0.0  # 0 = the triangle default: width 1 used" in text
+    assert yaml.safe_load(text)["surrogate"]["width"] == 0.0  # the value (and the run hash) unchanged
+
+
+def test_task_script_help_hides_task_and_accepts_h(capsys):
+    from cognet.cli.task_script import run
+
+    for flag in ("-h", "--help"):
+        with pytest.raises(SystemExit) as exc:
+            run("store-recall", [flag])
+        assert exc.value.code == 0
+        out = capsys.readouterr().out
+        assert "Usage: python -m tasks.store_recall" in out and "--set KEY=VALUE" in out
+        assert "--task TEXT" not in out
+
+
+def test_reproduce_prints_an_estimate_first(tmp_path):
+    args = ["reproduce", "--out", tmp_path / "rep", "--task", "xor", "--rule", "bptt"] + [
+        a for s in SETS for a in ("--set", s)]
+    r = _cli(args + ["--estimate", "--json"])
+    assert r.exit_code == 0, r.output
+    est = json.loads(r.stdout)["estimate"]
+    assert est["n_runs"] == 1 and est["runs"][0]["iterations"] == 4 and est["runs"][0]["s_per_iteration"] > 0
+    assert "estimate: 1 of 1 runs to train" in r.stderr
+    assert not (tmp_path / "rep").exists()  # measured in memory, nothing written
+    _clean_error(_cli(args + ["--max-hours", "1e-9"]), "exceeds --max-hours")

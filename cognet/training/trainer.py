@@ -111,6 +111,26 @@ def check_memory(cfg: RunConfig, task) -> None:
             "lower network.n_rec or train.batch_size")
 
 
+def config_yaml(cfg: RunConfig) -> str:
+    """The text of ``config.yaml``: the resolved config; where ``surrogate.width`` is 0 (the
+    shape's default) a comment gives the width used. (The value itself stays 0 so that the run
+    hash, computed from the resolved config, is that of every run with the default.)"""
+    from cognet.training.model import make_surrogate
+
+    text = yaml.safe_dump(cfg.resolved_dict(), sort_keys=False)
+    if cfg.surrogate.width == 0:
+        used = make_surrogate(cfg.surrogate).width
+        lines = text.splitlines()
+        in_surrogate = False
+        for i, line in enumerate(lines):
+            if not line.startswith(" "):
+                in_surrogate = line.startswith("surrogate:")
+            elif in_surrogate and line.strip().startswith("width:"):
+                lines[i] = f"{line}  # 0 = the {cfg.surrogate.name} default: width {used:g} used"
+        text = "\n".join(lines) + "\n"
+    return text
+
+
 def derive_seeds(seed: int) -> Dict[str, int]:
     names = ["init", "train", "eval", "rule", "test"]
     children = np.random.SeedSequence(seed).spawn(len(names))
@@ -407,7 +427,7 @@ class Trainer:
             summary["resumed"] = "already complete"
             return summary
         resumed = self.load_checkpoint()  # refuses a checkpoint of another config before anything is written
-        atomic_write(config_path, yaml.safe_dump(resolved, sort_keys=False))
+        atomic_write(config_path, config_yaml(cfg))
         write_run_plugins(self.out, cfg.task, cfg.rule)
         if resumed:
             # drop metric lines written after the checkpoint (they will be recomputed)
@@ -527,6 +547,26 @@ class Trainer:
             self.save_checkpoint(train_wall)
             write_json(self.out / "summary.json", {**summary, "rates_hz": final["rates_hz"]})
         return summary
+
+
+def seconds_per_iteration(cfg: RunConfig, timed: int = 2) -> float:
+    """Measured wall time of one training iteration of ``cfg`` (after one warm-up iteration),
+    in a throw-away trainer that writes nothing: the basis of run-time estimates."""
+    t = Trainer(cfg, None, progress=False)
+    torch.set_num_threads(cfg.train.threads)
+    t.net.train()
+    times = []
+    for i in range(1 + timed):
+        t0 = time.perf_counter()
+        batch = t.task.sample(cfg.train.batch_size, t.g_train)
+        batch = dataclasses.replace(batch, x=batch.x.to(t.device), target=batch.target.to(t.device),
+                                    mask=batch.mask.to(t.device))
+        t.rule.step(batch)
+        t.opt.step()
+        t.sched.step()
+        if i:
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times))
 
 
 def train(cfg: RunConfig, out_dir: Optional[Path] = None, progress: Optional[bool] = None,
