@@ -368,7 +368,7 @@ def test_failed_verify_leaves_the_previous_set(run, monkeypatch):
     ("network.n_rec=inf", "network.n_rec must be an integer"),
     ("network.n_rec=[1", "--set network.n_rec"),
     ("network.n_rec=1e12", "network.n_rec must be <= 100000"),
-    ("network.n_rec=60000", "GiB"),
+    ("train.batch_size=10000000", "GiB"),
     ("train.batch_size=100000000", "GiB"),
     ("surrogate.peak=-1", "surrogate.peak must be positive"),
 ])

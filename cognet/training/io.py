@@ -12,6 +12,9 @@ every tensor name to the SHA-256 of its raw bytes (as stored: little-endian, C o
 :func:`load_tensors` recomputes and compares them, and refuses a file whose tensors were
 changed, added or removed (:class:`CorruptFileError` naming the file, the tensor and the
 remedy). Files written before checksums existed (no ``sha256`` key) load without the check.
+The checksums detect damage (a flipped byte, a truncated copy), not deliberate edits (whoever
+edits a file can rewrite them): for crafted content the readers validate the values
+themselves (model metadata against its config, checkpoint rates, record shapes and 0/1 spikes).
 
 One writer per run directory: :func:`run_lock` takes an advisory ``fcntl.flock`` on
 ``DIR/.lock`` (the holder's PID written inside). The kernel drops the lock when the holder
