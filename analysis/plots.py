@@ -202,10 +202,11 @@ def learning_curves(path: Path, runs: Dict[str, List[Dict[str, Any]]], metric: s
 
 
 def compare_bars(path: Path, rows: List[Dict[str, Any]]) -> Path:
-    """Accuracy and mean rate per rule, grouped by task (points = seeds/runs, bars = mean)."""
+    """Accuracy and mean rate per rule (or ``group``: rule and config), grouped by task
+    (points = runs, i.e. seeds of one config; bars = their mean)."""
     plt = _plt()
     task_names = sorted({r["task"] for r in rows})
-    rule_names = sorted({r["rule"] for r in rows})
+    rule_names = sorted({r.get("group", r["rule"]) for r in rows})
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     width = 0.8 / max(1, len(rule_names))
@@ -213,7 +214,8 @@ def compare_bars(path: Path, rows: List[Dict[str, Any]]) -> Path:
         for j, rule in enumerate(rule_names):
             xs, means = [], []
             for i, task in enumerate(task_names):
-                vals = [r[key] for r in rows if r["task"] == task and r["rule"] == rule and r.get(key) is not None]
+                vals = [r[key] for r in rows
+                        if r["task"] == task and r.get("group", r["rule"]) == rule and r.get(key) is not None]
                 if not vals:
                     continue
                 x0 = i + (j - (len(rule_names) - 1) / 2) * width
@@ -225,8 +227,9 @@ def compare_bars(path: Path, rows: List[Dict[str, Any]]) -> Path:
         ax.set_xticklabels(task_names)
         ax.set_ylabel(ylabel)
     axes[0].set_ylim(0, 1.05)
-    axes[0].legend(title="rule", fontsize=8)
-    fig.suptitle("accuracy = the task's stopping metric (sequence accuracy for add, bit accuracy for copy/reverse)",
-                 fontsize=9)
+    axes[0].legend(title="rule [config]" if any("group" in r and r["group"] != r["rule"] for r in rows) else "rule",
+                   fontsize=8)
+    metrics = sorted({f"{r['task']}: {r['accuracy_metric'].replace('_', ' ')}" for r in rows if r.get("accuracy_metric")})
+    fig.suptitle("accuracy = each task's stopping metric" + (f" ({', '.join(metrics)})" if metrics else ""), fontsize=9)
     fig.tight_layout()
     return _save(fig, path)

@@ -489,3 +489,23 @@ def test_reproduce_prints_an_estimate_first(tmp_path):
     assert "estimate: 1 of 1 runs to train" in r.stderr
     assert not (tmp_path / "rep").exists()  # measured in memory, nothing written
     _clean_error(_cli(args + ["--max-hours", "1e-9"]), "exceeds --max-hours")
+
+
+def test_compare_tells_configs_apart(trained, tmp_path, monkeypatch):
+    from analysis import compare, plots
+
+    other = tmp_path / "lr"
+    train(_cfg("train.lr=0.02"), other, progress=False)
+    seed1 = tmp_path / "s1"
+    train(_cfg("seed=1"), seed1, progress=False)
+    seen = {}
+    monkeypatch.setattr(plots, "compare_bars", lambda path, rows: seen.setdefault("bars", rows) and path)
+    monkeypatch.setattr(plots, "learning_curves", lambda path, curves, **k: seen.setdefault("curves", curves) and path)
+    res = compare.compare_runs([trained, other, seed1], tmp_path / "c")
+    tags = [r["config"] for r in res["runs"]]
+    assert tags[0] == tags[2] != tags[1] and all(len(t) == 6 for t in tags)  # the seed does not count
+    groups = [r["group"] for r in seen["bars"]]
+    assert groups[0] == groups[2] == f"bptt [{tags[0]}]" and groups[1] == f"bptt [{tags[1]}]"
+    assert len(seen["curves"]) == 3  # one curve per run, none overwritten
+    table = compare.format_table(res["runs"])
+    assert "config" in table[0] and tags[1] in table[2]
