@@ -88,15 +88,18 @@ def raster_figure(
             for k in range(readout.shape[1]):
                 ax_out.plot(tt, 1 / (1 + np.exp(-readout[:, k])), lw=1.0, color=colors[k % len(colors)],
                             label="readout sigmoid(y(t))" if k == 0 else None)
+        labelled = set()
         for w, (a, b) in enumerate(windows):
             mid = (a + b) / 2 * dt_ms
             for k in range(target.shape[-1]):
                 ax_out.plot([a * dt_ms, b * dt_ms], [target[w, k]] * 2, color="k", lw=2.5,
                             label="target bit" if (w == 0 and k == 0) else None)
                 p = 1 / (1 + np.exp(-logits[w, k]))
-                ok = (p > 0.5) == (target[w, k] > 0.5)
+                ok = bool((p > 0.5) == (target[w, k] > 0.5))
+                name = "window output, right" if ok else "window output, wrong"
                 ax_out.plot(mid, p, "o", ms=5, color="tab:green" if ok else "tab:red",
-                            label="window output" if (w == 0 and k == 0) else None)
+                            label=None if name in labelled else name)
+                labelled.add(name)
         ax_out.set_ylim(-0.08, 1.08)
         ax_out.set_ylabel("P(bit = 1)")
     else:
@@ -168,8 +171,10 @@ def _smooth(y: np.ndarray, k: int) -> np.ndarray:
 
 
 def learning_curves(path: Path, runs: Dict[str, List[Dict[str, Any]]], metric: str = "sequence_accuracy",
-                    title: str = "") -> Path:
-    """Loss, accuracy and mean rate against iteration; one line per run (``runs``: label -> metrics rows)."""
+                    title: str = "", chance: Optional[float] = None, target: Optional[float] = None,
+                    rate_target_hz: Optional[float] = None) -> Path:
+    """Loss, accuracy and mean rate against iteration; one line per run (``runs``: label -> metrics rows);
+    optional horizontal lines: ``chance`` and the early-stop ``target`` (accuracy), ``rate_target_hz``."""
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -186,7 +191,14 @@ def learning_curves(path: Path, runs: Dict[str, List[Dict[str, Any]]], metric: s
         for ax, key in zip(axes[1:], (metric, "mean_rate_hz")):
             it, y = _curve(ev, key)
             if y.size:
-                ax.plot(it, y, "o--", color=col, ms=4, lw=1, label=f"{label} (held-out)")
+                ax.plot(it, y, "o--", color=col, ms=4, lw=1, label=f"{label} (validation)")
+    if chance is not None:
+        axes[1].axhline(chance, color="0.4", ls=":", lw=1, label=f"chance {chance:.3g}")
+    if target is not None:
+        axes[1].axhline(target, color="k", ls="--", lw=0.8, label=f"early-stop target {target:g} (validation)")
+    if rate_target_hz is not None:
+        axes[2].axhline(rate_target_hz, color="k", ls="--", lw=0.8, label=f"rate target {rate_target_hz:g} Hz")
+        axes[2].legend(fontsize=7)
     axes[0].set_ylabel("task loss (without rate penalty)")
     axes[0].set_yscale("log")
     axes[1].set_ylabel(metric.replace("_", " "))

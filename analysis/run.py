@@ -117,6 +117,57 @@ def record_accuracy(rec) -> Dict[str, float]:
     return {"bit_accuracy": bit, "sequence_accuracy": seq}
 
 
+RATE_TOLERANCE = 0.25  # "rate target met": mean rate within +-25 % of train.rate_target_hz
+
+
+def context_rows(run_dir: Path, cfg, summary: Dict[str, Any], rec, source: str) -> list:
+    """(item, value, definition) rows that place the analysis: configuration, chance level,
+    rate target and whether it was met, and the Brian2 agreement of ``verify.json``."""
+    from cognet.training.io import CorruptFileError
+
+    rows = []
+    if cfg is not None:
+        n, tc = cfg.network, cfg.train
+        rows.append(("configuration", f"{cfg.task} / {cfg.rule} seed {cfg.seed}: {n.n_rec} neurons "
+                     f"({100 * n.alif_fraction:.0f} % ALIF, beta {n.beta:g}, tau_a {n.tau_adapt_ms:g} ms), dt {n.dt_ms:g} ms, "
+                     f"lr {tc.lr:g}, surrogate {cfg.surrogate.name} peak {cfg.surrogate.peak:g}, {tc.iterations} "
+                     f"iterations max", "config.yaml holds every key"))
+    chance = summary.get("chance")
+    if not isinstance(chance, dict) and cfg is not None:
+        import tasks
+
+        chance = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms).chance()
+    if isinstance(chance, dict):
+        rows.append(("chance level", f"bit {chance.get('bit_accuracy', float('nan')):.3f}, sequence "
+                     f"{chance.get('sequence_accuracy', float('nan')):.3g}", "best input-independent answer"))
+    if cfg is not None:
+        target, mean = cfg.train.rate_target_hz, float(np.asarray(rec.z, dtype=np.float64).mean() * 1000.0 / rec.dt_ms)
+        if target > 0 and cfg.train.rate_reg > 0:
+            met = abs(mean - target) <= RATE_TOLERANCE * target
+            rows.append(("rate target", f"{target:g} Hz; measured {mean:.2f} Hz ({100 * (mean - target) / target:+.0f} %): "
+                         f"{'met' if met else 'not met'}",
+                         f"met = mean rate within +-{100 * RATE_TOLERANCE:.0f} % of train.rate_target_hz "
+                         f"(regulariser train.rate_reg {cfg.train.rate_reg:g})"))
+        else:
+            rows.append(("rate target", "none (train.rate_reg = 0)", "no firing-rate regulariser"))
+    verify = Path(run_dir) / "verify.json"
+    if verify.exists():
+        try:
+            v = read_json_object(verify)
+            first = v.get("first_divergence_ms")
+            rows.append(("Brian2 agreement", f"{100 * v['identical_trial_fraction']:.1f} % identical trials, "
+                         f"{100 * v['spike_match_fraction']:.2f} % spikes matched, first divergence "
+                         + ("none" if first is None else f"{first:g} ms")
+                         + f"; {v['torch']['metric']} torch {v['torch']['accuracy']:.3f} / Brian2 "
+                         f"{v['brian2']['accuracy']:.3f}",
+                         f"cognet verify: {v['trials']} held-out trials at dt {v['dt_ms']:g} ms (verify.json)"))
+        except (CorruptFileError, KeyError, TypeError, ValueError) as exc:
+            rows.append(("Brian2 agreement", "unreadable verify.json", str(exc)))
+    else:
+        rows.append(("Brian2 agreement", "not verified", f"run `cognet verify {run_dir}`"))
+    return rows
+
+
 def analyze_run(run_dir, source: str = "torch", trials: Optional[int] = None, out_dir=None,
                 figures: bool = True) -> Dict[str, Any]:
     """Analyse the held-out spike trains of a run; write analysis.json, figures and the report.
@@ -177,7 +228,11 @@ def _analyze(run_dir: Path, source: str, trials: Optional[int], out_dir, figures
             import tasks
 
             metric = tasks.get_task_class(rec.task).stop_metric if rec.task in tasks.TASKS else "bit_accuracy"
-            figs["learning"] = plots.learning_curves(out / "learning.png", {label: rows}, metric=metric)
+            ch = summary.get("chance") if isinstance(summary.get("chance"), dict) else {}
+            figs["learning"] = plots.learning_curves(
+                out / "learning.png", {label: rows}, metric=metric, chance=ch.get(metric),
+                target=cfg.train.target_accuracy if cfg else None,
+                rate_target_hz=cfg.train.rate_target_hz if cfg and cfg.train.rate_reg > 0 else None)
     header = [
         f"cognet analysis: {rec.task} / {a['rule']} / seed {a['seed']} ({source})",
         f"run {run_dir}; {n_used} held-out trials of {rec.T} steps ({rec.T * rec.dt_ms:g} ms), {z.shape[2]} neurons.",
@@ -185,7 +240,8 @@ def _analyze(run_dir: Path, source: str, trials: Optional[int], out_dir, figures
         + (f"; training summary: {summary.get('iterations')} iterations in {summary.get('wall_s', 0):.1f} s"
            if summary else ""),
     ]
-    paths = write_report(out, a, figs, header)
+    a["context"] = [list(r) for r in context_rows(run_dir, cfg, summary, rec, source)]
+    paths = write_report(out, a, figs, header, [tuple(r) for r in a["context"]])
     a["figures"] = {k: str(final / Path(v).name) for k, v in figs.items()}
     a["report"] = str(final / Path(paths["html"]).name)
     a["report_md"] = str(final / Path(paths["markdown"]).name)

@@ -509,3 +509,21 @@ def test_compare_tells_configs_apart(trained, tmp_path, monkeypatch):
     assert len(seen["curves"]) == 3  # one curve per run, none overwritten
     table = compare.format_table(res["runs"])
     assert "config" in table[0] and tags[1] in table[2]
+
+
+def test_report_places_the_run(run):
+    from analysis.run import analyze_run
+
+    a = analyze_run(run, trials=4, figures=False)
+    html = (run / "analysis-torch" / "report.html").read_text()
+    assert "Brian2 agreement" in html and "not verified" in html
+    assert "chance level" in html and "configuration" in html and "xor / bptt seed 0: 12 neurons" in html
+    rate = dict((r[0], r[1]) for r in a["context"])["rate target"]
+    assert rate.startswith("10 Hz; measured ") and rate.endswith(("met", "not met"))
+    io.write_json(run / "verify.json", {
+        "identical_trial_fraction": 1.0, "spike_match_fraction": 1.0, "first_divergence_ms": None, "trials": 4,
+        "dt_ms": 1.0, "torch": {"metric": "sequence_accuracy", "accuracy": 0.5},
+        "brian2": {"metric": "sequence_accuracy", "accuracy": 0.5}})
+    analyze_run(run, trials=4, figures=False)
+    md = (run / "analysis-torch" / "report.md").read_text()
+    assert "| Brian2 agreement | 100.0 % identical trials, 100.00 % spikes matched, first divergence none" in md
