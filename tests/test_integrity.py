@@ -527,3 +527,11 @@ def test_report_places_the_run(run):
     analyze_run(run, trials=4, figures=False)
     md = (run / "analysis-torch" / "report.md").read_text()
     assert "| Brian2 agreement | 100.0 % identical trials, 100.00 % spikes matched, first divergence none" in md
+
+
+def test_impossible_trial_counts_and_seeds_are_refused(run):
+    before = _snapshot(run)
+    _clean_error(_cli(["analyze", run, "--trials", "100000000000"]), "--trials 100000000000", "GiB")
+    r = _cli(["eval", run, "--seed", "99999999999999999999999"])
+    assert r.exit_code == 2 and "Traceback" not in r.output and "--seed" in r.stderr
+    assert _snapshot(run) == before

@@ -147,7 +147,8 @@ def train_cmd(task, rule, seed, config_file, sets, out, restart, as_json, quiet)
 @main.command("eval")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--trials", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--seed", type=int, default=None, help="held-out seed (default: the run's own held-out stream)")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
+              help="held-out seed (default: the run's own held-out stream)")
 @click.option("--json", "as_json", is_flag=True)
 def eval_cmd(run_dir, trials, seed, as_json) -> None:
     """Score a trained run on fresh held-out trials."""

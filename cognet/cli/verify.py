@@ -17,7 +17,8 @@ from .common import _fail, _user_errors, emit
               help="Brian2 time step in ms (default: the training step; a finer one must divide it)")
 @click.option("--target", type=click.Choice(["numpy", "cython", "cpp_standalone"]), default=None,
               help="Brian2 code generation (default: cython once compiled for this model, else numpy)")
-@click.option("--seed", type=int, default=None, help="held-out seed (default: the run's own test stream)")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
+              help="held-out seed (default: the run's own test stream)")
 @click.option("--json", "as_json", is_flag=True, help="print verify.json's content on stdout")
 def verify_cmd(run_dir, trials, dt_ms, target, seed, as_json) -> None:
     """Rebuild a trained run in Brian2, replay held-out trials and compare with torch.

@@ -220,6 +220,14 @@ def check_finite(path: PathLike, tensors: Mapping[str, torch.Tensor]) -> None:
                                    "damaged run); retrain it with --restart")
 
 
+def physical_memory_bytes() -> float:
+    """This machine's physical memory (infinity where the OS does not say)."""
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return float("inf")
+
+
 # -- one writer per run directory ------------------------------------------------------------
 LOCK_NAME = ".lock"
 _HELD: Dict[str, Tuple[int, int]] = {}  # resolved dir -> (fd, depth); re-entrant within a process

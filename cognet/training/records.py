@@ -141,7 +141,17 @@ def validate_record(rec: SpikeRecord) -> None:
 
 @torch.no_grad()
 def record_torch(net, task, trials: int, seed: int, batch_size: int = 256) -> SpikeRecord:
-    """Simulate ``trials`` held-out trials (drawn from ``seed``) in torch and record them."""
+    """Simulate ``trials`` held-out trials (drawn from ``seed``) in torch and record them.
+
+    Refuses (``ValueError`` naming ``--trials``) a record that would not fit in memory: about
+    ``2 x 4 x trials x T x (n + n_in)`` bytes while it is assembled (Brian2's copy comes on top)."""
+    from cognet.training.io import physical_memory_bytes
+
+    need = 8.0 * trials * task.T * (net.n + net.n_in) * 2
+    have = physical_memory_bytes()
+    if need > have:
+        raise ValueError(f"--trials {trials}: recording {trials} trials of {task.T} steps and {net.n} neurons would need "
+                         f"about {need / 2**30:.3g} GiB, more than this machine's {have / 2**30:.3g} GiB; use fewer trials")
     g = torch.Generator().manual_seed(int(seed))
     zs, xs, logits, targets, masks, actives = [], [], [], [], [], []
     batch = None

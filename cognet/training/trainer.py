@@ -101,11 +101,10 @@ def estimate_memory_bytes(cfg: RunConfig, task) -> float:
 
 def check_memory(cfg: RunConfig, task) -> None:
     """Refuse a configuration whose estimated memory exceeds this machine's (ConfigError)."""
+    from cognet.training.io import physical_memory_bytes
+
     need = estimate_memory_bytes(cfg, task)
-    try:
-        have = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        have = float("inf")
+    have = physical_memory_bytes()
     if need > have:
         raise ConfigError(
             f"network.n_rec={cfg.network.n_rec}, train.batch_size={cfg.train.batch_size} with {task.T} steps per "
