@@ -18,7 +18,8 @@ from hypothesis import strategies as st  # noqa: E402
 
 from cognet.core.errors import ConfigError  # noqa: E402
 from cognet.training.config import SECTIONS, RunConfig, build_config  # noqa: E402
-from cognet.training.trainer import check_memory, config_hash  # noqa: E402
+from cognet.training.guards import check_memory  # noqa: E402
+from cognet.training.trainer import config_hash  # noqa: E402
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 

@@ -241,7 +241,7 @@ def test_nonfinite_update_keeps_last_good_checkpoint(tmp_path):
 
 
 def test_divergence_advice_names_float32_over_many_steps():
-    from cognet.training.trainer import divergence_advice
+    from cognet.training.guards import divergence_advice
 
     assert "train.dtype=float64" in divergence_advice(_cfg(), 28000)
     assert "larger network.dt_ms" in divergence_advice(_cfg(), 28000)
