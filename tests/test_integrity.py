@@ -419,9 +419,9 @@ def test_full_disk_during_training_is_a_clean_error(tmp_path, monkeypatch):
 
 def test_nested_files_and_summary_list(run, tmp_path):
     deep = tmp_path / "deep.yaml"
-    deep.write_text("a: " + "[" * 1000 + "]" * 1000 + "\n")
+    deep.write_text("a: " + "[" * 800 + "]" * 800 + "\n")
     _clean_error(_cli(["train", "--config", deep]), "deep.yaml", "nested too deeply")
-    _clean_error(_cli(["train", "--set", "task.n_bits=" + "[" * 1000 + "]" * 1000]), "task.n_bits")
+    _clean_error(_cli(["train", "--set", "task.n_bits=" + "[" * 800 + "]" * 800]), "task.n_bits")
     (run / "summary.json").write_text("[1, 2]")
     r = _cli(["train", "--task", "xor", "--out", run, "--quiet"] + [a for s in SETS for a in ("--set", s)])
     _clean_error(r, "summary.json must hold a JSON object, found a list")
