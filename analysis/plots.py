@@ -88,15 +88,18 @@ def raster_figure(
             for k in range(readout.shape[1]):
                 ax_out.plot(tt, 1 / (1 + np.exp(-readout[:, k])), lw=1.0, color=colors[k % len(colors)],
                             label="readout sigmoid(y(t))" if k == 0 else None)
+        labelled = set()
         for w, (a, b) in enumerate(windows):
             mid = (a + b) / 2 * dt_ms
             for k in range(target.shape[-1]):
                 ax_out.plot([a * dt_ms, b * dt_ms], [target[w, k]] * 2, color="k", lw=2.5,
                             label="target bit" if (w == 0 and k == 0) else None)
                 p = 1 / (1 + np.exp(-logits[w, k]))
-                ok = (p > 0.5) == (target[w, k] > 0.5)
+                ok = bool((p > 0.5) == (target[w, k] > 0.5))
+                name = "window output, right" if ok else "window output, wrong"
                 ax_out.plot(mid, p, "o", ms=5, color="tab:green" if ok else "tab:red",
-                            label="window output" if (w == 0 and k == 0) else None)
+                            label=None if name in labelled else name)
+                labelled.add(name)
         ax_out.set_ylim(-0.08, 1.08)
         ax_out.set_ylabel("P(bit = 1)")
     else:
@@ -168,8 +171,10 @@ def _smooth(y: np.ndarray, k: int) -> np.ndarray:
 
 
 def learning_curves(path: Path, runs: Dict[str, List[Dict[str, Any]]], metric: str = "sequence_accuracy",
-                    title: str = "") -> Path:
-    """Loss, accuracy and mean rate against iteration; one line per run (``runs``: label -> metrics rows)."""
+                    title: str = "", chance: Optional[float] = None, target: Optional[float] = None,
+                    rate_target_hz: Optional[float] = None) -> Path:
+    """Loss, accuracy and mean rate against iteration; one line per run (``runs``: label -> metrics rows);
+    optional horizontal lines: ``chance`` and the early-stop ``target`` (accuracy), ``rate_target_hz``."""
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -186,7 +191,14 @@ def learning_curves(path: Path, runs: Dict[str, List[Dict[str, Any]]], metric: s
         for ax, key in zip(axes[1:], (metric, "mean_rate_hz")):
             it, y = _curve(ev, key)
             if y.size:
-                ax.plot(it, y, "o--", color=col, ms=4, lw=1, label=f"{label} (held-out)")
+                ax.plot(it, y, "o--", color=col, ms=4, lw=1, label=f"{label} (validation)")
+    if chance is not None:
+        axes[1].axhline(chance, color="0.4", ls=":", lw=1, label=f"chance {chance:.3g}")
+    if target is not None:
+        axes[1].axhline(target, color="k", ls="--", lw=0.8, label=f"early-stop target {target:g} (validation)")
+    if rate_target_hz is not None:
+        axes[2].axhline(rate_target_hz, color="k", ls="--", lw=0.8, label=f"rate target {rate_target_hz:g} Hz")
+        axes[2].legend(fontsize=7)
     axes[0].set_ylabel("task loss (without rate penalty)")
     axes[0].set_yscale("log")
     axes[1].set_ylabel(metric.replace("_", " "))
@@ -202,10 +214,11 @@ def learning_curves(path: Path, runs: Dict[str, List[Dict[str, Any]]], metric: s
 
 
 def compare_bars(path: Path, rows: List[Dict[str, Any]]) -> Path:
-    """Accuracy and mean rate per rule, grouped by task (points = seeds/runs, bars = mean)."""
+    """Accuracy and mean rate per rule (or ``group``: rule and config), grouped by task
+    (points = runs, i.e. seeds of one config; bars = their mean)."""
     plt = _plt()
     task_names = sorted({r["task"] for r in rows})
-    rule_names = sorted({r["rule"] for r in rows})
+    rule_names = sorted({r.get("group", r["rule"]) for r in rows})
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     width = 0.8 / max(1, len(rule_names))
@@ -213,7 +226,8 @@ def compare_bars(path: Path, rows: List[Dict[str, Any]]) -> Path:
         for j, rule in enumerate(rule_names):
             xs, means = [], []
             for i, task in enumerate(task_names):
-                vals = [r[key] for r in rows if r["task"] == task and r["rule"] == rule and r.get(key) is not None]
+                vals = [r[key] for r in rows
+                        if r["task"] == task and r.get("group", r["rule"]) == rule and r.get(key) is not None]
                 if not vals:
                     continue
                 x0 = i + (j - (len(rule_names) - 1) / 2) * width
@@ -225,9 +239,10 @@ def compare_bars(path: Path, rows: List[Dict[str, Any]]) -> Path:
         ax.set_xticklabels(task_names)
         ax.set_ylabel(ylabel)
     axes[0].set_ylim(0, 1.05)
-    axes[0].legend(title="rule", fontsize=8)
-    fig.suptitle("accuracy = the task's stopping metric (sequence accuracy for add, bit accuracy for copy/reverse)",
-                 fontsize=9)
+    axes[0].legend(title="rule [config]" if any("group" in r and r["group"] != r["rule"] for r in rows) else "rule",
+                   fontsize=8)
+    metrics = sorted({f"{r['task']}: {r['accuracy_metric'].replace('_', ' ')}" for r in rows if r.get("accuracy_metric")})
+    fig.suptitle("accuracy = each task's stopping metric" + (f" ({', '.join(metrics)})" if metrics else ""), fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 

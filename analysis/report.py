@@ -79,19 +79,27 @@ def summary_rows(a: Dict[str, Any]) -> List[Tuple[str, str, str]]:
     return rows
 
 
-def write_report(out_dir: Path, a: Dict[str, Any], figures: Dict[str, Path], header: Sequence[str]) -> Dict[str, Path]:
-    """Write ``report.md`` and ``report.html`` into ``out_dir``; return their paths."""
+def write_report(out_dir: Path, a: Dict[str, Any], figures: Dict[str, Path], header: Sequence[str],
+                 context: Sequence[Tuple[str, str, str]] = ()) -> Dict[str, Path]:
+    """Write ``report.md`` and ``report.html`` into ``out_dir``; return their paths.
+
+    ``context`` rows (item, value, definition: configuration, chance, rate target, Brian2
+    agreement) come in a first table, before the firing statistics."""
     out_dir = Path(out_dir)
     rows = summary_rows(a)
     captions = {
         "raster": "One held-out trial: input spikes (by channel), recurrent spikes, readout against the target.",
         "rates": "Per-neuron firing rates over the held-out trials.",
         "cv_rate": "ISI coefficient of variation against firing rate.",
-        "learning": "Learning curves from metrics.jsonl (thin: per iteration; thick: running mean; dots: held-out).",
+        "learning": "Learning curves from metrics.jsonl (thin: per iteration; thick: running mean; dots: validation "
+                    "trials; dotted: chance; dashed: early-stop target and rate target).",
         "selectivity": "Per-neuron selectivity (omega^2) by factor.",
     }
     title = header[0] if header else "cognet analysis"
-    md = [f"# {title}", ""] + [f"{h}  " for h in header[1:]] + ["", "| statistic | value | definition |", "|---|---|---|"]
+    md = [f"# {title}", ""] + [f"{h}  " for h in header[1:]]
+    if context:
+        md += ["", "| run | value | definition |", "|---|---|---|"] + [f"| {s} | {v} | {d} |" for s, v, d in context]
+    md += ["", "| statistic | value | definition |", "|---|---|---|"]
     md += [f"| {s} | {v} | {d} |" for s, v, d in rows]
     for key, path in figures.items():
         md += ["", f"## {key}", "", f"![{key}]({Path(path).name})", "", captions.get(key, "")]
@@ -108,6 +116,10 @@ def write_report(out_dir: Path, a: Dict[str, Any], figures: Dict[str, Path], hea
         f"<h1>{esc(title)}</h1>",
     ]
     parts += [f"<p>{esc(h)}</p>" for h in header[1:]]
+    if context:
+        parts.append("<table><tr><th>run</th><th>value</th><th>definition</th></tr>")
+        parts += [f"<tr><td>{esc(s)}</td><td>{esc(v)}</td><td>{esc(d)}</td></tr>" for s, v, d in context]
+        parts.append("</table><p></p>")
     parts.append("<table><tr><th>statistic</th><th>value</th><th>definition</th></tr>")
     parts += [f"<tr><td>{esc(s)}</td><td>{esc(v)}</td><td>{esc(d)}</td></tr>" for s, v, d in rows]
     parts.append("</table>")

@@ -8,6 +8,10 @@ held-out trials (:mod:`cognet.training.records`) and writes into ``DIR/analysis-
     rates.png       rate histogram;  cv_rate.png  ISI CV against rate
     learning.png    learning curves from DIR/metrics.jsonl (if present)
     report.md / report.html   the one-page report (the HTML embeds the images)
+
+The run directory's lock is held throughout (one writer at a time), and everything one
+analysis writes (a new torch record included) is staged and moved into place as one set
+(:class:`cognet.training.io.OutputSet`): a killed analysis leaves the previous set or the new one.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from cognet.training.io import read_json, read_jsonl, write_json
+import os
+
+from cognet.training.io import OutputSet, read_json_object, read_jsonl, run_lock, write_json
 
 from . import plots
 from .report import write_report
@@ -43,9 +49,11 @@ def _load_model(run_dir: Path):
     return net, cfg
 
 
-def get_record(run_dir: Path, source: str = "torch", trials: Optional[int] = None, net=None, cfg=None):
+def get_record(run_dir: Path, source: str = "torch", trials: Optional[int] = None, net=None, cfg=None,
+               stage: Optional[OutputSet] = None):
     """Load the spike record of ``source``; for torch, create it (held-out test seed) if missing
-    or if it holds fewer than ``trials`` trials. Returns ``(record, created)``."""
+    or if it holds fewer than ``trials`` trials (into ``stage`` if given, which commits it
+    with the rest). Returns ``(record, created)``."""
     from cognet.training.records import load_record, record_torch, save_record
 
     if source not in SOURCES:
@@ -66,9 +74,12 @@ def get_record(run_dir: Path, source: str = "torch", trials: Optional[int] = Non
     import tasks
     from cognet.training.trainer import derive_seeds
 
+    from cognet.training.model import check_task_matches
+
     task = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms)
+    check_task_matches(net, task, Path(run_dir) / "model.safetensors")
     rec = record_torch(net, task, trials or DEFAULT_TRIALS, derive_seeds(cfg.seed)["test"])
-    save_record(path, rec)
+    save_record(stage.path(path) if stage is not None else path, rec)
     return rec, True
 
 
@@ -106,6 +117,57 @@ def record_accuracy(rec) -> Dict[str, float]:
     return {"bit_accuracy": bit, "sequence_accuracy": seq}
 
 
+RATE_TOLERANCE = 0.25  # "rate target met": mean rate within +-25 % of train.rate_target_hz
+
+
+def context_rows(run_dir: Path, cfg, summary: Dict[str, Any], rec, source: str) -> list:
+    """(item, value, definition) rows that place the analysis: configuration, chance level,
+    rate target and whether it was met, and the Brian2 agreement of ``verify.json``."""
+    from cognet.training.io import CorruptFileError
+
+    rows = []
+    if cfg is not None:
+        n, tc = cfg.network, cfg.train
+        rows.append(("configuration", f"{cfg.task} / {cfg.rule} seed {cfg.seed}: {n.n_rec} neurons "
+                     f"({100 * n.alif_fraction:.0f} % ALIF, beta {n.beta:g}, tau_a {n.tau_adapt_ms:g} ms), dt {n.dt_ms:g} ms, "
+                     f"lr {tc.lr:g}, surrogate {cfg.surrogate.name} peak {cfg.surrogate.peak:g}, {tc.iterations} "
+                     f"iterations max", "config.yaml holds every key"))
+    chance = summary.get("chance")
+    if not isinstance(chance, dict) and cfg is not None:
+        import tasks
+
+        chance = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms).chance()
+    if isinstance(chance, dict):
+        rows.append(("chance level", f"bit {chance.get('bit_accuracy', float('nan')):.3f}, sequence "
+                     f"{chance.get('sequence_accuracy', float('nan')):.3g}", "best input-independent answer"))
+    if cfg is not None:
+        target, mean = cfg.train.rate_target_hz, float(np.asarray(rec.z, dtype=np.float64).mean() * 1000.0 / rec.dt_ms)
+        if target > 0 and cfg.train.rate_reg > 0:
+            met = abs(mean - target) <= RATE_TOLERANCE * target
+            rows.append(("rate target", f"{target:g} Hz; measured {mean:.2f} Hz ({100 * (mean - target) / target:+.0f} %): "
+                         f"{'met' if met else 'not met'}",
+                         f"met = mean rate within +-{100 * RATE_TOLERANCE:.0f} % of train.rate_target_hz "
+                         f"(regulariser train.rate_reg {cfg.train.rate_reg:g})"))
+        else:
+            rows.append(("rate target", "none (train.rate_reg = 0)", "no firing-rate regulariser"))
+    verify = Path(run_dir) / "verify.json"
+    if verify.exists():
+        try:
+            v = read_json_object(verify)
+            first = v.get("first_divergence_ms")
+            rows.append(("Brian2 agreement", f"{100 * v['identical_trial_fraction']:.1f} % identical trials, "
+                         f"{100 * v['spike_match_fraction']:.2f} % spikes matched, first divergence "
+                         + ("none" if first is None else f"{first:g} ms")
+                         + f"; {v['torch']['metric']} torch {v['torch']['accuracy']:.3f} / Brian2 "
+                         f"{v['brian2']['accuracy']:.3f}",
+                         f"cognet verify: {v['trials']} held-out trials at dt {v['dt_ms']:g} ms (verify.json)"))
+        except (CorruptFileError, KeyError, TypeError, ValueError) as exc:
+            rows.append(("Brian2 agreement", "unreadable verify.json", str(exc)))
+    else:
+        rows.append(("Brian2 agreement", "not verified", f"run `cognet verify {run_dir}`"))
+    return rows
+
+
 def analyze_run(run_dir, source: str = "torch", trials: Optional[int] = None, out_dir=None,
                 figures: bool = True) -> Dict[str, Any]:
     """Analyse the held-out spike trains of a run; write analysis.json, figures and the report.
@@ -113,19 +175,25 @@ def analyze_run(run_dir, source: str = "torch", trials: Optional[int] = None, ou
     Returns the analysis dict (as written to analysis.json) with ``report`` (HTML path),
     ``report_md``, ``figures`` and ``out_dir`` added.
     """
-    t0 = time.perf_counter()
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory {run_dir} does not exist")
+    with run_lock(run_dir), OutputSet(run_dir, f"analysis-{source}") as stage:
+        return _analyze(run_dir, source, trials, out_dir, figures, stage)
+
+
+def _analyze(run_dir: Path, source: str, trials: Optional[int], out_dir, figures: bool,
+             stage: OutputSet) -> Dict[str, Any]:
+    t0 = time.perf_counter()
     net, cfg = _load_model(run_dir)
-    rec, created = get_record(run_dir, source, trials, net, cfg)
+    rec, created = get_record(run_dir, source, trials, net, cfg, stage=stage)
     n_used = rec.trials if trials is None else min(trials, rec.trials)
     z = rec.z[:n_used].numpy()
     active = rec.active[:n_used].numpy() if rec.active is not None else None
     output = "bits" if rec.target.dim() == 3 else "classes"
     codes = answer_codes(rec.target[:, :n_used].numpy(), output)
     a = firing_regime(z, rec.dt_ms, rec.steps_per_symbol, rec.phases, rec.windows, active, rec.channels, codes)
-    summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
+    summary = read_json_object(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
     acc = record_accuracy(rec)
     a = {
         "run_dir": str(run_dir), "source": source, "task": rec.task,
@@ -134,7 +202,10 @@ def analyze_run(run_dir, source: str = "torch", trials: Optional[int] = None, ou
                    "record_seed": rec.extra.get("seed")},
         "accuracy": acc, **a,
     }
-    out = Path(out_dir) if out_dir is not None else run_dir / f"analysis-{source}"
+    final = Path(out_dir) if out_dir is not None else run_dir / f"analysis-{source}"
+    if final.exists() and not final.is_dir():
+        raise FileExistsError(17, "File exists (the output folder is a file)", str(final))
+    out = stage.dir / "out"  # staged; moved to `final` as a whole with the record
     out.mkdir(parents=True, exist_ok=True)
     figs: Dict[str, Path] = {}
     if figures:
@@ -157,7 +228,11 @@ def analyze_run(run_dir, source: str = "torch", trials: Optional[int] = None, ou
             import tasks
 
             metric = tasks.get_task_class(rec.task).stop_metric if rec.task in tasks.TASKS else "bit_accuracy"
-            figs["learning"] = plots.learning_curves(out / "learning.png", {label: rows}, metric=metric)
+            ch = summary.get("chance") if isinstance(summary.get("chance"), dict) else {}
+            figs["learning"] = plots.learning_curves(
+                out / "learning.png", {label: rows}, metric=metric, chance=ch.get(metric),
+                target=cfg.train.target_accuracy if cfg else None,
+                rate_target_hz=cfg.train.rate_target_hz if cfg and cfg.train.rate_reg > 0 else None)
     header = [
         f"cognet analysis: {rec.task} / {a['rule']} / seed {a['seed']} ({source})",
         f"run {run_dir}; {n_used} held-out trials of {rec.T} steps ({rec.T * rec.dt_ms:g} ms), {z.shape[2]} neurons.",
@@ -165,11 +240,15 @@ def analyze_run(run_dir, source: str = "torch", trials: Optional[int] = None, ou
         + (f"; training summary: {summary.get('iterations')} iterations in {summary.get('wall_s', 0):.1f} s"
            if summary else ""),
     ]
-    paths = write_report(out, a, figs, header)
-    a["figures"] = {k: str(v) for k, v in figs.items()}
-    a["report"] = str(paths["html"])
-    a["report_md"] = str(paths["markdown"])
-    a["out_dir"] = str(out)
+    a["context"] = [list(r) for r in context_rows(run_dir, cfg, summary, rec, source)]
+    paths = write_report(out, a, figs, header, [tuple(r) for r in a["context"]])
+    a["figures"] = {k: str(final / Path(v).name) for k, v in figs.items()}
+    a["report"] = str(final / Path(paths["html"]).name)
+    a["report_md"] = str(final / Path(paths["markdown"]).name)
+    a["out_dir"] = str(final)
     a["wall_s"] = time.perf_counter() - t0
     write_json(out / "analysis.json", a)
+    for f in sorted(out.iterdir()):
+        os.replace(f, stage.path(final / f.name))
+    stage.commit()
     return a

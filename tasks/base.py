@@ -13,6 +13,7 @@ Scores: ``bit_accuracy`` is the fraction of answered bits (or symbols) that are 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Type
 
@@ -281,7 +282,7 @@ def coerce(value: Any, typ: type, key: str) -> Any:
             f = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{key} must be an integer, got {value!r}") from None
-        if f != int(f):
+        if not math.isfinite(f) or f != int(f):
             raise ValueError(f"{key} must be an integer, got {value!r}")
         return int(f)
     if typ is float:

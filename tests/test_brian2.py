@@ -202,10 +202,18 @@ def test_verify_run_finer_step(small_run):
     from cognet.training.records import load_record
     from cognet.brian.replay import verify_run
 
+    verify_run(small_run, trials=6, target="numpy")  # the training-step set
+    step_set = {n: (small_run / n).read_bytes() for n in ("verify.json", "spikes-torch.safetensors",
+                                                           "spikes-brian2.safetensors")}
     res = verify_run(small_run, trials=6, dt_ms=0.5, target="numpy")
     assert res["dt_ms"] == 0.5 and res["train_dt_ms"] == 1.0
     assert 0.0 < res["spike_match_fraction"] <= 1.0
-    rb = load_record(small_run / "spikes-brian2.safetensors")
+    # a finer step writes its own files, explains itself, and leaves the training-step set alone
+    assert res["files"] == {"verify": "verify-dt0.5.json", "brian2": "spikes-brian2-dt0.5.safetensors"}
+    assert "not expected to be identical" in res["note"]
+    assert json.loads((small_run / "verify-dt0.5.json").read_text())["dt_ms"] == 0.5
+    assert {n: (small_run / n).read_bytes() for n in step_set} == step_set
+    rb = load_record(small_run / "spikes-brian2-dt0.5.safetensors")
     rt = load_record(small_run / "spikes-torch.safetensors")
     assert rb.T == 2 * rt.T and rb.dt_ms == 0.5 and rb.windows[0] == (2 * rt.windows[0][0], 2 * rt.windows[0][1])
     assert torch.equal(rb.x[:, ::2], rt.x) and rb.x[:, 1::2].sum() == 0

@@ -9,6 +9,15 @@ with the same filter and answer windows, and writes into the run directory:
 * ``verify.json``: the comparison (below);
 * ``spikes-torch.safetensors`` and ``spikes-brian2.safetensors``: both spike records.
 
+At a Brian2 step finer than the training step the files are ``verify-dt<dt>.json`` and
+``spikes-brian2-dt<dt>.safetensors`` (e.g. ``verify-dt0.1.json``) and the training-step set
+is left alone. A finer step is a different discretisation of the same equations, so spike
+trains are not expected to be identical step for step (0 % identical trials is the normal
+result); compare the rates and the accuracy instead. ``verify.json`` then says so in ``note``.
+
+The files of one verification are written as a set (:class:`cognet.training.io.OutputSet`)
+while holding the run directory's lock: a kill leaves the previous set or the new one.
+
 Definitions (``f = dt_train / dt``; at a finer Brian2 step the Brian2 spikes are counted per
 training step before comparing)::
 
@@ -34,14 +43,25 @@ import numpy as np
 import torch
 
 from cognet.brian import bridge as brian2_bridge
-from cognet.training.io import write_json
-from cognet.training.model import load_model
+from cognet.training.io import OutputSet, run_lock, write_json
+from cognet.training.model import check_task_matches, load_model
 from cognet.core.network import readout_matrix
 from cognet.training.records import SpikeRecord, record_torch, save_record
 
 VERIFY_FILE = "verify.json"
 TORCH_RECORD = "spikes-torch.safetensors"
 BRIAN2_RECORD = "spikes-brian2.safetensors"
+FINE_STEP_NOTE = ("Brian2 ran at a finer time step than training: a different discretisation of the same "
+                  "equations, so spike trains are not expected to be identical step for step (0 % identical "
+                  "trials is normal here); compare the rates and the accuracy.")
+
+
+def output_names(dt_ms: float, train_dt_ms: float) -> Dict[str, Optional[str]]:
+    """File names of a verification at Brian2 step ``dt_ms`` (torch record only at the training step)."""
+    if dt_ms == train_dt_ms:
+        return {"verify": VERIFY_FILE, "torch": TORCH_RECORD, "brian2": BRIAN2_RECORD}
+    tag = f"dt{dt_ms:g}"
+    return {"verify": f"verify-{tag}.json", "torch": None, "brian2": f"spikes-brian2-{tag}.safetensors"}
 
 
 def compare_spikes(z_ref: np.ndarray, z_test: np.ndarray, dt_ms: float) -> Dict[str, Any]:
@@ -90,15 +110,25 @@ def verify_run(run_dir, trials: int = 256, dt_ms: Optional[float] = None, target
     for ``cognet generalize --brian2``); it must keep the network's input/output sizes.
     Returns the dict written to ``verify.json`` (see the module docstring).
     """
-    import tasks
-    from cognet.training.trainer import derive_seeds
-
     run_dir = Path(run_dir)
     if trials < 1:
         raise ValueError(f"trials must be >= 1, got {trials}")
     model_path = run_dir / "model.safetensors"
     if not model_path.exists():
         raise FileNotFoundError(f"{run_dir} holds no trained model (model.safetensors missing)")
+    if task_overrides and write:
+        raise ValueError("a replay with task_overrides is not the run's verification: pass write=False")
+    if not write:
+        return _verify(run_dir, model_path, trials, dt_ms, target, seed, write, task_overrides)
+    with run_lock(run_dir):
+        return _verify(run_dir, model_path, trials, dt_ms, target, seed, write, task_overrides)
+
+
+def _verify(run_dir: Path, model_path: Path, trials: int, dt_ms: Optional[float], target: Optional[str],
+            seed: Optional[int], write: bool, task_overrides: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    import tasks
+    from cognet.training.trainer import derive_seeds
+
     net, cfg = load_model(model_path, dtype=torch.float64)
     net.eval()
     dt_train = net.neurons.dt_ms
@@ -110,9 +140,10 @@ def verify_run(run_dir, trials: int = 256, dt_ms: Optional[float] = None, target
         raise ValueError(f"dt_ms={dt} must divide the training step {dt_train} ms a whole number of times")
     factor = int(round(factor))
     task = tasks.get_task(cfg.task, {**cfg.task_params, **dict(task_overrides or {})}, dt_train)
-    if task.n_in != net.n_in or task.n_out != net.n_out:
-        raise ValueError(f"task overrides {dict(task_overrides or {})} change the network's sizes "
+    if task_overrides and (task.n_in != net.n_in or task.n_out != net.n_out):
+        raise ValueError(f"task overrides {dict(task_overrides)} change the network's sizes "
                          f"(n_in {net.n_in} -> {task.n_in}, n_out {net.n_out} -> {task.n_out})")
+    check_task_matches(net, task, model_path)
     eval_seed = derive_seeds(cfg.seed)["test"] if seed is None else int(seed)
 
     threads = torch.get_num_threads()
@@ -162,6 +193,10 @@ def verify_run(run_dir, trials: int = 256, dt_ms: Optional[float] = None, target
     }
     if task_overrides:
         result["task_overrides"] = dict(task_overrides)
+    names = output_names(dt, dt_train)
+    result["files"] = {k: v for k, v in names.items() if v is not None}
+    if factor > 1:
+        result["note"] = FINE_STEP_NOTE
     if write:
         k = factor
         x_fine = np.zeros((trials, rec_t.T * k, rec_t.x.shape[2]), dtype=np.uint8)
@@ -173,7 +208,10 @@ def verify_run(run_dir, trials: int = 256, dt_ms: Optional[float] = None, target
             channels=rec_t.channels, active=rec_t.active, steps_per_symbol=rec_t.steps_per_symbol * k,
             extra={"seed": eval_seed, "target": run.target, "train_dt_ms": dt_train},
         )
-        save_record(run_dir / TORCH_RECORD, rec_t)
-        save_record(run_dir / BRIAN2_RECORD, rec_b)
-        write_json(run_dir / VERIFY_FILE, result)
+        with OutputSet(run_dir, "verify") as out:
+            if names["torch"] is not None:
+                save_record(out.path(run_dir / names["torch"]), rec_t)
+            save_record(out.path(run_dir / names["brian2"]), rec_b)
+            write_json(out.path(run_dir / names["verify"]), result)
+            out.commit()
     return result

@@ -122,7 +122,15 @@ def sweep_cmd(axes, out, config_file, sets, jobs, executor, partition, time_min,
             if "=" not in item:
                 raise ValueError(f"--axis expects KEY=V1,V2,..., got {item!r}")
             k, v = item.split("=", 1)
-            ax[k.strip()] = [yaml.safe_load(x) for x in v.split(",") if x.strip()]
+            k = k.strip()
+            if k in ax:
+                raise ValueError(f"--axis {k} is given twice; give all its values in one --axis {k}=V1,V2,...")
+            try:
+                ax[k] = [yaml.safe_load(x) for x in v.split(",") if x.strip()]
+            except yaml.YAMLError as exc:
+                raise ValueError(f"--axis {k}: {v!r} holds an invalid value ({str(exc).splitlines()[0]})") from None
+            if not ax[k]:
+                raise ValueError(f"--axis {k} has no values")
         runs = make_runs(grid(ax), dict, Path(out) / "runs", base_sets=list(sets), config_file=config_file)
         write_manifest(Path(out) / "sweep.json", "sweep", runs, {"axes": ax, "sets": list(sets)})
         log = (lambda s: click.echo(s, err=True)) if as_json else click.echo
@@ -151,13 +159,42 @@ def sweep_cmd(axes, out, config_file, sets, jobs, executor, partition, time_min,
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a config key in every run")
 @click.option("--no-brian2", is_flag=True, help="skip the Brian2 verification")
+@click.option("--estimate", "estimate_only", is_flag=True,
+              help="measure the time per iteration of each run, print the estimate and stop")
+@click.option("--max-hours", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="refuse to start if the training estimate exceeds this many hours")
+@click.option("--yes", "-y", is_flag=True, help="start without asking, whatever the estimate")
 @_executor_options
 @click.option("--json", "as_json", is_flag=True)
-def reproduce_cmd(out, rules_, tasks_, seed, sets, no_brian2, jobs, executor, partition, time_min, as_json) -> None:
-    """Train every task with BPTT and e-prop, verify in Brian2, write one Markdown table."""
-    from cognet.experiments.reproduce import DEFAULT_RULES, reproduce
+def reproduce_cmd(out, rules_, tasks_, seed, sets, no_brian2, estimate_only, max_hours, yes, jobs, executor, partition,
+                  time_min, as_json) -> None:
+    """Train every task with BPTT and e-prop, verify in Brian2, write one Markdown table.
+
+    First measures each run's time per iteration and prints an estimate (an upper bound: the
+    iteration budgets; early stopping shortens it). On a terminal it asks before starting
+    more than an hour of training (--yes skips the question; --max-hours refuses instead).
+    """
+    import sys
+
+    from cognet.experiments.reproduce import DEFAULT_RULES, estimate, estimate_lines, reproduce
 
     log = (lambda s: click.echo(s, err=True)) if as_json else click.echo
+    try:
+        click.echo("measuring the time per iteration of each run ...", err=True)
+        est = estimate(Path(out), rules_ or DEFAULT_RULES, tasks_, seed, sets)
+    except _user_errors() as exc:
+        _fail(exc)
+    for line in estimate_lines(est):
+        log(line)
+    hours = est["max_s"] / 3600.0
+    if estimate_only:
+        emit({"estimate": est}, as_json)
+        return
+    if max_hours is not None and hours > max_hours:
+        _fail(ValueError(f"the training estimate ({hours:.2f} h) exceeds --max-hours {max_hours:g}; "
+                         "pick fewer tasks/rules (--task, --rule) or lower train.iterations with --set"))
+    if not yes and hours > 1.0 and sys.stdin.isatty() and not click.confirm("start?", default=True, err=True):
+        raise SystemExit(1)
     try:
         res = reproduce(Path(out), rules_ or DEFAULT_RULES, tasks_, seed, sets, not no_brian2, jobs, executor,
                         _slurm(partition, time_min), log)

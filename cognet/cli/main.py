@@ -21,7 +21,7 @@ from cognet.training.io import dumps
 
 from .align import align_cmd
 from .analysis import analysis_lines, analyze_cmd, compare_cmd
-from .common import _fail, _user_errors, emit, plugin_option
+from .common import DEBUG, _fail, _user_errors, emit, plugin_option
 from .experiment import experiment_cmd, reproduce_cmd, sweep_cmd
 from .generalize import generalize_cmd
 from .interchange import export_cmd, import_cmd
@@ -30,9 +30,13 @@ from .verify import verify_cmd, verify_lines
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cognet")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="show the Python traceback of an error (also COGNET_DEBUG=1)")
+def main(debug: bool) -> None:
     """cognet: recurrent spiking networks (LIF/ALIF) that learn symbolic bit-sequence and
     arithmetic tasks, trained with surrogate-gradient BPTT or e-prop, verified in Brian2."""
+    import os
+
+    DEBUG["on"] = bool(debug or os.environ.get("COGNET_DEBUG"))
 
 
 def _plugins_from_env() -> None:
@@ -79,15 +83,30 @@ def _ci(s: Dict[str, Any]) -> str:
     return f" (95 % CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
 
 
+def _stop_line(s: Dict[str, Any]) -> str:
+    """How training ended, with the early-stop criterion on the validation stream."""
+    how = f"{s['iterations']} iterations in {s['wall_s']:.1f} s"
+    metric, target = s.get("stop_metric"), s.get("target_accuracy")
+    if s.get("stopped_early"):
+        if metric and s.get("stop_score") is not None and target is not None:
+            how += f"; early stop: validation {metric} {s['stop_score']:.3f} >= target {target:g}"
+        else:
+            how += " (early stop)"
+    elif metric and target is not None and s.get("validation_best") is not None:
+        how += f"; no early stop (best validation {metric} {s['validation_best']:.3f} < target {target:g})"
+    if "best_iteration" in s:
+        how += f"; model: best validation score, at iteration {s['best_iteration']}"
+    return how
+
+
 def _summary_lines(s: Dict[str, Any], out: Optional[Path]) -> list:
     lines = [
         f"task {s['task']}  rule {s['rule']}  seed {s['seed']}  ({s['n_rec']} neurons)",
-        f"held-out ({s['eval_trials']} trials): bit accuracy {s['bit_accuracy']:.3f}, "
-        f"sequence accuracy {s['sequence_accuracy']:.3f}{_ci(s)}  (chance {s['chance']['bit_accuracy']:.3f} / "
-        f"{s['chance']['sequence_accuracy']:.3f})",
+        f"test ({s['eval_trials']} held-out trials, never used in training or stopping): bit accuracy "
+        f"{s['bit_accuracy']:.3f}, sequence accuracy {s['sequence_accuracy']:.3f}{_ci(s)}  "
+        f"(chance {s['chance']['bit_accuracy']:.3f} / {s['chance']['sequence_accuracy']:.3f})",
         f"firing: mean rate {s['mean_rate_hz']:.2f} Hz, silent neurons {100 * s['silent_fraction']:.1f}%",
-        f"{s['iterations']} iterations in {s['wall_s']:.1f} s" + (" (early stop)" if s.get("stopped_early") else "")
-        + (f"; model: best validation score, at iteration {s['best_iteration']}" if "best_iteration" in s else ""),
+        _stop_line(s),
     ]
     if s.get("resumed") == "already complete":
         lines.insert(0, "run already complete; reporting its summary (use --restart to train again)")
@@ -112,8 +131,9 @@ def train_options(f):
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="run directory (default runs/<task>-<rule>-seed<seed>-<config hash>)")
 @click.option("--restart", is_flag=True, help="discard an unfinished or finished run in --out and train anew")
-@click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object on stdout")
-@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--json", "as_json", is_flag=True,
+              help="print the summary as one JSON object on stdout (progress stays on stderr)")
+@click.option("--quiet", is_flag=True, help="no progress bar (on stderr)")
 def train_cmd(task, rule, seed, config_file, sets, out, restart, as_json, quiet) -> None:
     """Train a network on a task; resumes an interrupted run in the same --out."""
     from cognet.training.config import build_config
@@ -122,7 +142,7 @@ def train_cmd(task, rule, seed, config_file, sets, out, restart, as_json, quiet)
     try:
         cfg = build_config(task, rule, seed, config_file, sets)
         out_dir = Path(out) if out else default_run_dir(cfg)
-        summary = train(cfg, out_dir, progress=not (quiet or as_json), restart=restart)
+        summary = train(cfg, out_dir, progress=not quiet, restart=restart)  # progress goes to stderr
     except _user_errors() as exc:
         _fail(exc)
     emit({**summary, "run_dir": str(out_dir)}, as_json, _summary_lines(summary, out_dir))
@@ -131,7 +151,8 @@ def train_cmd(task, rule, seed, config_file, sets, out, restart, as_json, quiet)
 @main.command("eval")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--trials", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--seed", type=int, default=None, help="held-out seed (default: the run's own held-out stream)")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
+              help="held-out seed (default: the run's own held-out stream)")
 @click.option("--json", "as_json", is_flag=True)
 def eval_cmd(run_dir, trials, seed, as_json) -> None:
     """Score a trained run on fresh held-out trials."""
@@ -162,7 +183,7 @@ def demo_cmd(out, task, restart, as_json) -> None:
     out_dir = Path(out)
     try:
         cfg = build_config(task=task)
-        summary = train(cfg, out_dir, progress=not as_json, restart=restart)
+        summary = train(cfg, out_dir, progress=True, restart=restart)  # progress goes to stderr
     except _user_errors() as exc:
         _fail(exc)
     report: Dict[str, Any] = {"train": summary, "run_dir": str(out_dir)}

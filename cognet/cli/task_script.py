@@ -7,10 +7,27 @@ import sys
 from typing import Optional, Sequence
 
 
-def run(name: str, argv: Optional[Sequence[str]] = None) -> None:
-    """Call the ``cognet train`` command with ``--task name`` prepended to ``argv``."""
+def script_command(name: str):
+    """``cognet train`` for one task: the same options except ``--task`` (fixed, so hidden from
+    the help)."""
+    import copy
+
     from cognet.cli.main import train_cmd
 
+    cmd = copy.copy(train_cmd)
+    cmd.params = []
+    for p in train_cmd.params:
+        if p.name == "task":
+            p = copy.copy(p)
+            p.hidden = True
+        cmd.params.append(p)
+    cmd.help = f"Train task {name!r}, as `cognet train --task {name}` does; resumes an interrupted run in the same --out."
+    return cmd
+
+
+def run(name: str, argv: Optional[Sequence[str]] = None) -> None:
+    """Call the ``cognet train`` command with ``--task name`` prepended to ``argv`` (``-h`` and
+    ``--help`` show its help, without ``--task``)."""
     import tasks
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -19,4 +36,5 @@ def run(name: str, argv: Optional[Sequence[str]] = None) -> None:
         sys.stderr.write(f"Error: python -m {module} trains task {name!r}; do not pass --task "
                          f"(use `cognet train --task ...` for another task)\n")
         raise SystemExit(2)
-    train_cmd.main(args=["--task", name, *args], prog_name=f"python -m {module}")
+    script_command(name).main(args=["--task", name, *args], prog_name=f"python -m {module}",
+                              help_option_names=["-h", "--help"])

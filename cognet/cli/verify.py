@@ -17,12 +17,14 @@ from .common import _fail, _user_errors, emit
               help="Brian2 time step in ms (default: the training step; a finer one must divide it)")
 @click.option("--target", type=click.Choice(["numpy", "cython", "cpp_standalone"]), default=None,
               help="Brian2 code generation (default: cython once compiled for this model, else numpy)")
-@click.option("--seed", type=int, default=None, help="held-out seed (default: the run's own test stream)")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
+              help="held-out seed (default: the run's own test stream)")
 @click.option("--json", "as_json", is_flag=True, help="print verify.json's content on stdout")
 def verify_cmd(run_dir, trials, dt_ms, target, seed, as_json) -> None:
     """Rebuild a trained run in Brian2, replay held-out trials and compare with torch.
 
-    Writes verify.json, spikes-torch.safetensors and spikes-brian2.safetensors into RUN_DIR.
+    Writes verify.json, spikes-torch.safetensors and spikes-brian2.safetensors into RUN_DIR
+    (at a finer --dt-ms: verify-dt<DT>.json and spikes-brian2-dt<DT>.safetensors), as one set.
     """
     from cognet.brian.bridge import Brian2Unavailable
     from cognet.brian.replay import verify_run
@@ -47,5 +49,6 @@ def verify_lines(res) -> list:
         f"{t['metric']}: torch {t['accuracy']:.4f}, Brian2 {b['accuracy']:.4f}; mean rate torch "
         f"{t['mean_rate_hz']:.2f} Hz, Brian2 {b['mean_rate_hz']:.2f} Hz",
         f"Brian2 wall time {b['wall_s']:.1f} s (build {b['build_s']:.1f} s, run {b['run_s']:.1f} s)",
-        f"written: {Path(res['run_dir']) / 'verify.json'}",
+    ] + ([f"note: {res['note']}"] if res.get("note") else []) + [
+        "written: " + ", ".join(str(Path(res["run_dir"]) / f) for f in res.get("files", {"verify": "verify.json"}).values()),
     ]

@@ -130,3 +130,48 @@ def reproduce(out: Path, rules_: Sequence[str] = DEFAULT_RULES, tasks_: Sequence
     write_json(out / "reproduce.json", {"rows": table, "notes": notes, "sets": list(sets)})
     write_csv(out / "reproduce.csv", table, cols + ["run_dir"])
     return {"rows": table, "notes": notes, "markdown": "\n".join(md), "path": str(out / "reproduce.md")}
+
+
+def estimate(out: Path, rules_: Sequence[str] = DEFAULT_RULES, tasks_: Sequence[str] = (), seed: int = 0,
+             sets: Sequence[str] = (), timed: int = 2) -> Dict[str, Any]:
+    """What :func:`reproduce` would train, and for how long at most: for every run not yet
+    finished, its iteration budget x its measured time per iteration
+    (:func:`cognet.training.trainer.seconds_per_iteration`). An upper bound on training
+    (early stopping shortens it); the Brian2 verification and the analysis come on top."""
+    import rules
+    import tasks
+
+    from cognet.experiments.sweep import run_state
+    from cognet.training.trainer import seconds_per_iteration
+
+    task_names = list(tasks_) or sorted(tasks.TASKS)
+    for t in task_names:
+        if t not in tasks.TASKS:
+            raise ConfigError(f"unknown task {t!r}; available: {', '.join(sorted(tasks.TASKS))}")
+    rule_names = [r for r in rules_ if r in rules.RULES]
+    runs = make_runs(grid({"task": task_names, "rule": rule_names}), lambda p: {**p, "seed": seed}, Path(out) / "runs",
+                     base_sets=list(sets))
+    rows = []
+    for run in runs:
+        state = run_state(run.run_dir)
+        row = {"task": run.cfg.task, "rule": run.cfg.rule, "state": state, "iterations": run.cfg.train.iterations,
+               "s_per_iteration": None, "max_s": 0.0}
+        if state != "finished":
+            row["s_per_iteration"] = seconds_per_iteration(run.cfg, timed)
+            row["max_s"] = row["s_per_iteration"] * row["iterations"]
+        rows.append(row)
+    return {"runs": rows, "n_runs": len(rows), "n_to_train": sum(r["state"] != "finished" for r in rows),
+            "max_s": sum(r["max_s"] for r in rows)}
+
+
+def estimate_lines(est: Mapping[str, Any]) -> List[str]:
+    """The estimate as text: the total, then the longest runs."""
+    hours = est["max_s"] / 3600.0
+    lines = [f"estimate: {est['n_to_train']} of {est['n_runs']} runs to train, at most {hours:.2f} h of training "
+             "(iteration budget x measured time per iteration; early stopping shortens it, Brian2 verification "
+             "and analysis come on top)"]
+    for r in sorted(est["runs"], key=lambda r: -r["max_s"])[:5]:
+        if r["max_s"] > 0:
+            lines.append(f"  {r['task']}/{r['rule']}: {r['iterations']} iterations x {r['s_per_iteration']:.3f} s "
+                         f"= up to {r['max_s'] / 3600.0:.2f} h")
+    return lines

@@ -252,7 +252,14 @@ def parse_sets(items: Sequence[str]) -> List[tuple]:
         if "=" not in item:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         k, v = item.split("=", 1)
-        out.append((k.strip(), yaml.safe_load(v) if v.strip() else v))
+        try:
+            value = yaml.safe_load(v) if v.strip() else v
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {k.strip()}: {v!r} is not a valid value ({str(exc).splitlines()[0]}); "
+                              "quote it to pass a string") from None
+        except RecursionError:
+            raise ConfigError(f"--set {k.strip()}: the value is nested too deeply") from None
+        out.append((k.strip(), value))
     return out
 
 
@@ -264,6 +271,10 @@ def load_yaml(path: str | Path) -> Dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} is nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not a text file ({exc.reason})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

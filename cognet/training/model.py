@@ -18,7 +18,7 @@ import torch
 
 from cognet.training.config import NetworkConfig, RunConfig, SurrogateConfig
 from cognet.training.plugins import load_run_plugins
-from cognet.training.io import CorruptFileError, PathLike, load_tensors, save_tensors
+from cognet.training.io import CorruptFileError, PathLike, check_finite, load_tensors, save_tensors
 from cognet.core.network import RSNN
 from cognet.core.params import PER_NEURON_FIELDS, NeuronParams
 from cognet.core.surrogate import Surrogate
@@ -54,6 +54,13 @@ def build_network(
     )
 
 
+def check_task_matches(net: RSNN, task, where: PathLike) -> None:
+    """Refuse to run a model on a task of other input/output sizes (a crafted or mixed-up file)."""
+    if (net.n_in, net.n_out) != (task.n_in, task.n_out):
+        raise CorruptFileError(f"{where}: the model has n_in={net.n_in}, n_out={net.n_out} but task {task.name!r} "
+                               f"needs n_in={task.n_in}, n_out={task.n_out}")
+
+
 def save_model(path: PathLike, net: RSNN, cfg: RunConfig, extra: Optional[Dict[str, Any]] = None) -> None:
     tensors = {name: p.detach() for name, p in net.named_parameters()}
     for f in PER_NEURON_FIELDS:
@@ -69,19 +76,42 @@ def save_model(path: PathLike, net: RSNN, cfg: RunConfig, extra: Optional[Dict[s
 
 
 def load_model(path: PathLike, dtype: Optional[torch.dtype] = None) -> Tuple[RSNN, RunConfig]:
-    """Rebuild the trained network and its run config from ``model.safetensors``."""
+    """Rebuild the trained network and its run config from ``model.safetensors``.
+
+    Checked on the way (:class:`CorruptFileError` naming the file otherwise): the checksums
+    (:func:`~cognet.training.io.load_tensors`), the stored config through the same validators
+    as the command line, the metadata sizes against that config and the task it describes
+    (``n`` = ``network.n_rec``, ``dt_ms``, ``reset``, ``n_in``/``n_out`` = the task's), every
+    weight's shape, and that every weight and neuron parameter is finite.
+    """
     load_run_plugins(Path(path).parent)
     tensors, meta = load_tensors(path)
     if meta.get("format") != MODEL_FORMAT:
         raise CorruptFileError(f"{path} is not a cognet model file (format {meta.get('format')!r})")
+    check_finite(path, tensors)
     try:
         cfg = RunConfig.from_dict(json.loads(meta["config"]))
+        cfg.validate()
         n = int(meta["n"])
-        fields = {f: tensors[f"neurons.{f}"].numpy() for f in PER_NEURON_FIELDS}
-        neurons = NeuronParams(n=n, dt_ms=float(meta["dt_ms"]), reset=meta["reset"], **fields)
+        dt_ms = float(meta["dt_ms"])
         n_in, n_out = int(meta["n_in"]), int(meta["n_out"])
-    except (KeyError, ValueError, json.JSONDecodeError) as exc:
-        raise CorruptFileError(f"{path} has missing or invalid model metadata ({exc})") from None
+        if n != cfg.network.n_rec or dt_ms != cfg.network.dt_ms or meta["reset"] != cfg.network.reset:
+            raise ValueError(f"metadata n={n}, dt_ms={dt_ms}, reset={meta['reset']!r} disagree with its config "
+                             f"(n_rec={cfg.network.n_rec}, dt_ms={cfg.network.dt_ms}, reset={cfg.network.reset!r})")
+        import tasks
+
+        task = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms)
+        if (n_in, n_out) != (task.n_in, task.n_out):
+            raise ValueError(f"metadata n_in={n_in}, n_out={n_out} disagree with task {cfg.task!r} of its config "
+                             f"(n_in={task.n_in}, n_out={task.n_out})")
+        fields = {f: tensors[f"neurons.{f}"].numpy() for f in PER_NEURON_FIELDS}
+        for f, arr in fields.items():
+            if arr.shape != (n,):
+                raise ValueError(f"neurons.{f} has shape {arr.shape}, expected ({n},)")
+        neurons = NeuronParams(n=n, dt_ms=dt_ms, reset=meta["reset"], **fields)
+    except (KeyError, ValueError, TypeError, OverflowError, RecursionError, json.JSONDecodeError) as exc:
+        raise CorruptFileError(f"{path} has missing or invalid model metadata ({exc}); "
+                               "retrain the run (--restart) or restore the file") from None
     dtype = dtype or tensors["w_rec"].dtype
     net = build_network(n_in, n_out, neurons, cfg.network, cfg.surrogate, dtype=dtype)
     state = {k: v.to(dtype) for k, v in tensors.items() if not k.startswith("neurons.")}

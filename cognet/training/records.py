@@ -12,19 +12,23 @@ directory) holds, for ``trials`` held-out trials of ``T`` steps::
 
 with metadata ``source``, ``task``, ``dt_ms``, ``windows`` and ``phases`` (JSON; step
 ranges), ``channels`` (the task's input channel names) and ``steps_per_symbol``. Written atomically with
-safetensors; :func:`load_record` never unpickles anything.
+safetensors; :func:`load_record` never unpickles anything, checks the checksums, and
+validates what it reads (:func:`validate_record`): dtypes, the shapes above agreeing with one
+another, spikes (``z``, ``x``, ``active``, ``mask``) only 0 or 1, finite logits, answer windows
+and phases inside ``[0, T]``, ``dt_ms`` positive and ``steps_per_symbol`` >= 1.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from cognet.training.io import CorruptFileError, PathLike, load_tensors, save_tensors
+from cognet.training.io import CorruptFileError, PathLike, check_finite, load_tensors, save_tensors
 
 RECORD_FORMAT = "cognet-spikes-1"
 
@@ -77,21 +81,77 @@ def load_record(path: PathLike) -> SpikeRecord:
     if meta.get("format") != RECORD_FORMAT:
         raise CorruptFileError(f"{path} is not a cognet spike record")
     try:
-        return SpikeRecord(
+        for name in ("z", "x", "mask"):
+            if tensors[name].dtype != torch.uint8:
+                raise ValueError(f"{name} must be uint8, is {tensors[name].dtype}")
+        check_finite(path, {"logits": tensors["logits"]})
+        mask = tensors["mask"]
+        if mask.numel() and int(mask.max()) > 1:
+            raise ValueError("mask holds values other than 0 and 1")
+        rec = SpikeRecord(
             z=tensors["z"], x=tensors["x"], logits=tensors["logits"], target=tensors["target"],
-            mask=tensors["mask"].bool(), source=meta["source"], task=meta["task"], dt_ms=float(meta["dt_ms"]),
-            windows=[tuple(w) for w in json.loads(meta["windows"])],
-            phases={k: [tuple(r) for r in v] for k, v in json.loads(meta["phases"]).items()},
-            channels=json.loads(meta.get("channels", "[]")), extra=json.loads(meta.get("extra", "{}")),
+            mask=mask.bool(), source=meta["source"], task=meta["task"], dt_ms=float(meta["dt_ms"]),
+            windows=[tuple(int(a) for a in w) for w in json.loads(meta["windows"])],
+            phases={str(k): [tuple(int(a) for a in r) for r in v] for k, v in json.loads(meta["phases"]).items()},
+            channels=[str(c) for c in json.loads(meta.get("channels", "[]"))], extra=json.loads(meta.get("extra", "{}")),
             active=tensors.get("active"), steps_per_symbol=int(meta.get("steps_per_symbol", "1")),
         )
-    except (KeyError, ValueError) as exc:
-        raise CorruptFileError(f"{path} is an incomplete spike record ({exc})") from None
+        if not isinstance(rec.extra, dict):
+            raise ValueError("extra must be a JSON object")
+        validate_record(rec)
+    except (KeyError, ValueError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
+        raise CorruptFileError(f"{path} is an incomplete or invalid spike record ({exc}); delete it and "
+                               "record it again (cognet verify / cognet analyze)") from None
+    return rec
+
+
+def validate_record(rec: SpikeRecord) -> None:
+    """Raise ``ValueError`` if the parts of a record disagree (see the module docstring)."""
+    def binary(name: str, t: Optional[torch.Tensor]) -> None:
+        if t is not None and t.numel() and int(t.max()) > 1:
+            raise ValueError(f"{name} holds values other than 0 and 1 (max {int(t.max())}); spikes are 0/1 per step")
+
+    if rec.z.dim() != 3 or rec.x.dim() != 3:
+        raise ValueError(f"z and x must be [trials, T, n], got shapes {tuple(rec.z.shape)} and {tuple(rec.x.shape)}")
+    trials, T = rec.z.shape[0], rec.z.shape[1]
+    if tuple(rec.x.shape[:2]) != (trials, T):
+        raise ValueError(f"x has shape {tuple(rec.x.shape)}, z has {tuple(rec.z.shape)}: trials and T must agree")
+    binary("z", rec.z)
+    binary("x", rec.x)
+    W = len(rec.windows)
+    if rec.logits.dim() != 3 or tuple(rec.logits.shape[:2]) != (W, trials):
+        raise ValueError(f"logits has shape {tuple(rec.logits.shape)}, expected [{W}, {trials}, n_out]")
+    if tuple(rec.mask.shape) != (W, trials):
+        raise ValueError(f"mask has shape {tuple(rec.mask.shape)}, expected [{W}, {trials}]")
+    if tuple(rec.target.shape[:2]) != (W, trials) or rec.target.dim() not in (2, 3) or (
+            rec.target.dim() == 3 and rec.target.shape[2] != rec.logits.shape[2]):
+        raise ValueError(f"target has shape {tuple(rec.target.shape)}, does not fit logits {tuple(rec.logits.shape)}")
+    for a, b in list(rec.windows) + [r for v in rec.phases.values() for r in v]:
+        if not 0 <= a <= b <= T:
+            raise ValueError(f"window/phase ({a}, {b}) lies outside the {T} recorded steps")
+    if not (rec.dt_ms > 0 and math.isfinite(rec.dt_ms)):
+        raise ValueError(f"dt_ms must be positive, got {rec.dt_ms}")
+    if rec.steps_per_symbol < 1:
+        raise ValueError(f"steps_per_symbol must be >= 1, got {rec.steps_per_symbol}")
+    if rec.active is not None:
+        if rec.active.dim() != 3 or rec.active.shape[0] != trials:
+            raise ValueError(f"active has shape {tuple(rec.active.shape)}, expected [{trials}, S, C]")
+        binary("active", rec.active)
 
 
 @torch.no_grad()
 def record_torch(net, task, trials: int, seed: int, batch_size: int = 256) -> SpikeRecord:
-    """Simulate ``trials`` held-out trials (drawn from ``seed``) in torch and record them."""
+    """Simulate ``trials`` held-out trials (drawn from ``seed``) in torch and record them.
+
+    Refuses (``ValueError`` naming ``--trials``) a record that would not fit in memory: about
+    ``2 x 4 x trials x T x (n + n_in)`` bytes while it is assembled (Brian2's copy comes on top)."""
+    from cognet.training.io import physical_memory_bytes
+
+    need = 8.0 * trials * task.T * (net.n + net.n_in) * 2
+    have = physical_memory_bytes()
+    if need > have:
+        raise ValueError(f"--trials {trials}: recording {trials} trials of {task.T} steps and {net.n} neurons would need "
+                         f"about {need / 2**30:.3g} GiB, more than this machine's {have / 2**30:.3g} GiB; use fewer trials")
     g = torch.Generator().manual_seed(int(seed))
     zs, xs, logits, targets, masks, actives = [], [], [], [], [], []
     batch = None

@@ -9,7 +9,17 @@ A run directory holds::
     summary.json         the final held-out scores, rates and timings
 
 All files are written atomically. A killed run started again with the same ``--out``
-resumes from its last checkpoint; a completed run is not retrained.
+resumes from its last checkpoint; a completed run is not retrained. One process at a time
+writes a run directory (:func:`cognet.training.io.run_lock`), and nothing in it is touched
+before the configuration and an existing checkpoint have been checked against each other.
+
+Nothing silently wrong: the loss, the global gradient norm (whether or not ``train.grad_clip``
+is on) and the parameters after every update must be finite, else the run stops with
+:class:`TrainingDiverged` before anything of that iteration is written (the last good
+checkpoint stays). Values read back from a checkpoint are validated: checksums, finite
+weights, learning rates equal to the config's (``base_lrs == [train.lr]``, current rate
+``lr * lambda(iteration)``), ``0 <= iteration <= train.iterations``. An early stop is
+recorded in the checkpoint, so a run killed after it resumes to the same end.
 
 Randomness: from the run seed, :class:`numpy.random.SeedSequence` derives independent
 streams for the initial weights and neuron parameters, the training batches, the held-out
@@ -32,6 +42,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -45,15 +56,37 @@ import rules
 import tasks
 
 from cognet.training.config import ConfigError, RunConfig
-from cognet.training.io import CorruptFileError, append_jsonl, load_tensors, read_json, read_jsonl, rewrite_jsonl, save_tensors, write_json
+from cognet.training.io import (CorruptFileError, append_jsonl, atomic_write, check_finite, load_tensors,
+                                read_json_object, read_jsonl, rewrite_jsonl, run_lock, save_tensors, write_json)
+from cognet.training.guards import MAX_N_REC, check_checkpoint_values, check_memory, divergence_advice
 from cognet.training.plugins import write_run_plugins
-from cognet.training.model import DTYPES, build_network, load_model, neuron_params, save_model
+from cognet.training.model import DTYPES, build_network, check_task_matches, load_model, neuron_params, save_model
 
 CHECKPOINT_FORMAT = "cognet-checkpoint-1"
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or a gradient became NaN or infinite."""
+    """The loss, a gradient or an update became NaN or infinite."""
+
+
+def config_yaml(cfg: RunConfig) -> str:
+    """The text of ``config.yaml``: the resolved config; where ``surrogate.width`` is 0 (the
+    shape's default) a comment gives the width used. (The value itself stays 0 so that the run
+    hash, computed from the resolved config, is that of every run with the default.)"""
+    from cognet.training.model import make_surrogate
+
+    text = yaml.safe_dump(cfg.resolved_dict(), sort_keys=False)
+    if cfg.surrogate.width == 0:
+        used = make_surrogate(cfg.surrogate).width
+        lines = text.splitlines()
+        in_surrogate = False
+        for i, line in enumerate(lines):
+            if not line.startswith(" "):
+                in_surrogate = line.startswith("surrogate:")
+            elif in_surrogate and line.strip().startswith("width:"):
+                lines[i] = f"{line}  # 0 = the {cfg.surrogate.name} default: width {used:g} used"
+        text = "\n".join(lines) + "\n"
+    return text
 
 
 def derive_seeds(seed: int) -> Dict[str, int]:
@@ -65,7 +98,10 @@ def derive_seeds(seed: int) -> Dict[str, int]:
 def config_hash(cfg: RunConfig) -> str:
     import hashlib
 
-    blob = json.dumps(cfg.resolved_dict(), sort_keys=True)
+    d = cfg.resolved_dict()
+    if d["train"].get("device") == "auto":  # the same computation as the device it resolves to
+        d["train"]["device"] = pick_device("auto").type
+    blob = json.dumps(d, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
@@ -159,6 +195,9 @@ class Trainer:
         self.dtype = DTYPES[tc.dtype]
         self.seeds = derive_seeds(cfg.seed)
         self.task = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms)
+        if cfg.network.n_rec > MAX_N_REC:
+            raise ConfigError(f"network.n_rec must be <= {MAX_N_REC}, got {cfg.network.n_rec}")
+        check_memory(cfg, self.task)
         g_init = torch.Generator().manual_seed(self.seeds["init"])
         neurons = neuron_params(cfg.network, np.random.default_rng(self.seeds["init"]))
         self.net = build_network(self.task.n_in, self.task.n_out, neurons, cfg.network, cfg.surrogate,
@@ -174,6 +213,7 @@ class Trainer:
         self.wall_before = 0.0  # training seconds spent before a resume
         self.best = -1.0
         self.stopped_early = False
+        self.stop_score: Optional[float] = None  # the validation score that stopped the run early
         # train.keep_best: the weights, score key and iteration of the best validation score
         self.best_state: Optional[Dict[str, torch.Tensor]] = None
         self.best_key: Tuple[float, float] = (-1.0, -1.0)
@@ -208,7 +248,10 @@ class Trainer:
             "best": repr(self.best), "config_hash": config_hash(self.cfg),
             "param_groups": json.dumps(opt_state["param_groups"]), "optim_scalars": json.dumps(scalars),
             "sched": json.dumps(self.sched.state_dict()),
+            "stopped_early": "1" if self.stopped_early else "0",
         }
+        if self.stop_score is not None:
+            meta["stop_score"] = repr(self.stop_score)
         if self.best_state is not None:
             meta["best_key"] = json.dumps(list(self.best_key))
             meta["best_iteration"] = str(self.best_iteration)
@@ -223,6 +266,8 @@ class Trainer:
             raise CorruptFileError(f"{path} is not a cognet checkpoint")
         if meta.get("config_hash") != config_hash(self.cfg):
             raise ConfigError(f"{path} belongs to a different configuration; use another --out or --restart")
+        check_finite(path, {k: v for k, v in tensors.items() if not k.startswith("rng.")})
+        check_checkpoint_values(self.cfg, self.opt, path, meta)
         try:
             with torch.no_grad():
                 for k, p in self.net.named_parameters():
@@ -249,7 +294,9 @@ class Trainer:
                 key = json.loads(meta["best_key"])
                 self.best_key = (float(key[0]), float(key[1]))
                 self.best_iteration = int(meta["best_iteration"])
-        except (KeyError, ValueError, RuntimeError) as exc:
+            self.stopped_early = meta.get("stopped_early", "0") == "1"
+            self.stop_score = float(meta["stop_score"]) if "stop_score" in meta else None
+        except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as exc:
             raise CorruptFileError(f"{path} is incomplete or inconsistent ({exc}); delete it or pass --restart") from None
         return True
 
@@ -278,32 +325,68 @@ class Trainer:
         return evaluate(self.net, self.task, trials or self.cfg.train.eval_trials, self.seeds[stream], split=stream)
 
     def run(self) -> Dict[str, Any]:
+        if not self.out:
+            return self._run()
+        with run_lock(self.out):
+            return self._run()
+
+    def _prepare_dir(self) -> Optional[Dict[str, Any]]:
+        """Check the run directory against this config (nothing written), then write the config
+        and resume. Returns the summary of an already complete run, else None."""
+        cfg = self.cfg
+        assert self.out is not None
+        summary_path = self.out / "summary.json"
+        config_path = self.out / "config.yaml"
+        resolved = cfg.resolved_dict()
+        if config_path.exists():
+            try:
+                old = yaml.safe_load(config_path.read_text())
+            except (yaml.YAMLError, RecursionError, UnicodeDecodeError) as exc:
+                raise CorruptFileError(f"{config_path} is not valid YAML ({exc}); restore it or pass --restart") from None
+            if old != resolved:
+                raise ConfigError(f"{self.out} already holds a run with a different configuration; "
+                                  "choose another --out (nothing was overwritten)")
+        if summary_path.exists() and (self.out / "model.safetensors").exists():
+            summary = read_json_object(summary_path)
+            summary["resumed"] = "already complete"
+            return summary
+        resumed = self.load_checkpoint()  # refuses a checkpoint of another config before anything is written
+        atomic_write(config_path, config_yaml(cfg))
+        write_run_plugins(self.out, cfg.task, cfg.rule)
+        if resumed:
+            # drop metric lines written after the checkpoint (they will be recomputed)
+            rows = [r for r in read_jsonl(self.out / "metrics.jsonl") if r.get("iteration", 0) <= self.iteration]
+            rewrite_jsonl(self.out / "metrics.jsonl", rows)
+        elif (self.out / "metrics.jsonl").exists():
+            rewrite_jsonl(self.out / "metrics.jsonl", [])
+        return None
+
+    def _check_update(self, res, T: int) -> Optional[float]:
+        """Global gradient norm (clipped if train.grad_clip > 0); TrainingDiverged if the loss or
+        a gradient is not finite."""
+        cfg, tc = self.cfg, self.cfg.train
+        it = self.iteration + 1
+        if not math.isfinite(res.loss):
+            raise TrainingDiverged(
+                f"loss became {res.loss} at iteration {it} (task loss {res.task_loss}, rate penalty {res.reg_loss}); "
+                f"{divergence_advice(cfg, T)}")
+        params = [p for p in self.net.parameters() if p.grad is not None]
+        if tc.grad_clip > 0:
+            gnorm = float(torch.nn.utils.clip_grad_norm_(params, tc.grad_clip))
+        else:
+            gnorm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.double())
+                                                                for p in params]))) if params else 0.0
+        if not math.isfinite(gnorm):
+            raise TrainingDiverged(f"gradient norm became {gnorm} at iteration {it}; {divergence_advice(cfg, T)}")
+        return gnorm if tc.grad_clip > 0 else None
+
+    def _run(self) -> Dict[str, Any]:
         cfg, tc = self.cfg, self.cfg.train
         torch.set_num_threads(tc.threads)
         if self.out:
-            self.out.mkdir(parents=True, exist_ok=True)
-            summary_path = self.out / "summary.json"
-            config_path = self.out / "config.yaml"
-            resolved = cfg.resolved_dict()
-            if config_path.exists():
-                old = yaml.safe_load(config_path.read_text())
-                if old != resolved:
-                    raise ConfigError(f"{self.out} already holds a run with a different configuration; "
-                                      "choose another --out (nothing was overwritten)")
-            if summary_path.exists() and (self.out / "model.safetensors").exists():
-                summary = read_json(summary_path)
-                summary["resumed"] = "already complete"
-                return summary
-            from cognet.training.io import atomic_write
-
-            atomic_write(config_path, yaml.safe_dump(resolved, sort_keys=False))
-            write_run_plugins(self.out, cfg.task, cfg.rule)
-            if self.load_checkpoint():
-                # drop metric lines written after the checkpoint (they will be recomputed)
-                rows = [r for r in read_jsonl(self.out / "metrics.jsonl") if r.get("iteration", 0) <= self.iteration]
-                rewrite_jsonl(self.out / "metrics.jsonl", rows)
-            elif (self.out / "metrics.jsonl").exists():
-                rewrite_jsonl(self.out / "metrics.jsonl", [])
+            done = self._prepare_dir()
+            if done is not None:
+                return done
             if tc.tensorboard:
                 from cognet.training.tensorboard import TensorBoardLog
 
@@ -315,29 +398,24 @@ class Trainer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=tc.iterations, initial=self.iteration, desc=f"{cfg.task}/{cfg.rule}", unit="it",
-                       dynamic_ncols=True, leave=False)
+                       dynamic_ncols=True, leave=False, file=sys.stderr)
         metric = self.task.stop_metric
         try:
-            while self.iteration < tc.iterations:
+            while self.iteration < tc.iterations and not self.stopped_early:
                 self.net.train()
                 batch = self.task.sample(tc.batch_size, self.g_train)
                 batch = dataclasses.replace(batch, x=batch.x.to(self.device), target=batch.target.to(self.device),
                                             mask=batch.mask.to(self.device))
                 res = self.rule.step(batch)
-                if not math.isfinite(res.loss):
-                    raise TrainingDiverged(
-                        f"loss became {res.loss} at iteration {self.iteration + 1} (task loss {res.task_loss}, "
-                        f"rate penalty {res.reg_loss}); lower train.lr or train.rate_reg, or raise train.grad_clip")
-                gnorm = None
-                if tc.grad_clip > 0:
-                    gnorm = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), tc.grad_clip))
-                    if not math.isfinite(gnorm):
-                        raise TrainingDiverged(f"gradient norm became {gnorm} at iteration {self.iteration + 1}; "
-                                               "lower train.lr or change the surrogate")
+                gnorm = self._check_update(res, batch.x.shape[0])
                 self.opt.step()
                 self.sched.step()
                 with torch.no_grad():
                     self.net.w_rec.mul_(self.net.rec_mask)
+                    bad = [k for k, p in self.net.named_parameters() if not bool(torch.isfinite(p).all())]
+                if bad:
+                    raise TrainingDiverged(f"the update at iteration {self.iteration + 1} made {', '.join(bad)} "
+                                           f"non-finite; {divergence_advice(cfg, batch.x.shape[0])}")
                 self.iteration += 1
                 score = self.task.score(res.logits, batch)
                 rate = float(res.z.mean()) * 1000.0 / cfg.network.dt_ms
@@ -357,10 +435,11 @@ class Trainer:
                     self._log({"iteration": self.iteration, "eval": True,
                                **{k: v for k, v in ev.items() if k != "rates_hz"}})
                     if bar is not None:
-                        bar.write(f"iter {self.iteration}: held-out {metric} {ev[metric]:.3f}, "
-                                  f"rate {ev['mean_rate_hz']:.1f} Hz")
+                        bar.write(f"iter {self.iteration}: validation {metric} {ev[metric]:.3f}, "
+                                  f"rate {ev['mean_rate_hz']:.1f} Hz", file=sys.stderr)
                     if ev[metric] >= tc.target_accuracy:
                         self.stopped_early = self.iteration < tc.iterations
+                        self.stop_score = float(ev[metric])
                         break
                 if tc.checkpoint_every and self.iteration % tc.checkpoint_every == 0:
                     self.save_checkpoint(self.wall_before + time.perf_counter() - t0)
@@ -383,7 +462,8 @@ class Trainer:
             "sequence_accuracy_ci95": final["sequence_accuracy_ci95"],
             "mean_rate_hz": final["mean_rate_hz"], "silent_fraction": final["silent_fraction"],
             "iterations": self.iteration, "wall_s": train_wall, "eval_trials": final["trials"],
-            "stopped_early": self.stopped_early, "chance": self.task.chance(), "n_rec": self.net.n,
+            "stopped_early": self.stopped_early, "stop_metric": metric, "target_accuracy": tc.target_accuracy,
+            "stop_score": self.stop_score, "validation_best": self.best, "chance": self.task.chance(), "n_rec": self.net.n,
             "n_in": self.net.n_in, "resumed_from_iteration": resumed_from or None,
             "peak_rss_mb": peak_rss_mb(),
         }
@@ -401,14 +481,38 @@ class Trainer:
         return summary
 
 
+def seconds_per_iteration(cfg: RunConfig, timed: int = 2) -> float:
+    """Measured wall time of one training iteration of ``cfg`` (after one warm-up iteration),
+    in a throw-away trainer that writes nothing: the basis of run-time estimates."""
+    t = Trainer(cfg, None, progress=False)
+    torch.set_num_threads(cfg.train.threads)
+    t.net.train()
+    times = []
+    for i in range(1 + timed):
+        t0 = time.perf_counter()
+        batch = t.task.sample(cfg.train.batch_size, t.g_train)
+        batch = dataclasses.replace(batch, x=batch.x.to(t.device), target=batch.target.to(t.device),
+                                    mask=batch.mask.to(t.device))
+        t.rule.step(batch)
+        t.opt.step()
+        t.sched.step()
+        if i:
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
 def train(cfg: RunConfig, out_dir: Optional[Path] = None, progress: Optional[bool] = None,
           restart: bool = False) -> Dict[str, Any]:
-    if restart and out_dir is not None:
-        for name in ("checkpoint.safetensors", "summary.json", "model.safetensors", "metrics.jsonl", "config.yaml"):
-            p = Path(out_dir) / name
-            if p.exists():
-                p.unlink()
-    return Trainer(cfg, out_dir, progress).run()
+    trainer = Trainer(cfg, out_dir, progress)  # validates (sizes, memory) before anything is touched
+    if out_dir is None:
+        return trainer.run()
+    with run_lock(out_dir):
+        if restart:
+            for name in ("checkpoint.safetensors", "summary.json", "model.safetensors", "metrics.jsonl", "config.yaml"):
+                p = Path(out_dir) / name
+                if p.exists():
+                    p.unlink()
+        return trainer.run()
 
 
 def eval_run(run_dir: Path, trials: int = 256, seed: Optional[int] = None) -> Dict[str, Any]:
@@ -420,6 +524,7 @@ def eval_run(run_dir: Path, trials: int = 256, seed: Optional[int] = None) -> Di
     net, cfg = load_model(model_path)
     net.eval()
     task = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms)
+    check_task_matches(net, task, model_path)
     eval_seed = derive_seeds(cfg.seed)["test"] if seed is None else int(seed)
     res = evaluate(net, task, trials, eval_seed)
     return {"task": cfg.task, "rule": cfg.rule, "seed": cfg.seed, "eval_seed": eval_seed, **res}
