@@ -84,6 +84,7 @@ class TrainConfig:
     dtype: str = "float32"  # float32 | float64
     device: str = "cpu"  # cpu | cuda | auto
     checkpoint_every: int = 100  # iterations between resumable checkpoints (0 = only at the end)
+    engine: str = "auto"  # auto | fused | reference: simulation engine (speed only; not in the config hash)
 
     def validate(self) -> None:
         _positive(self, "train", ["iterations", "batch_size", "lr", "eval_every", "eval_trials", "threads"])
@@ -94,6 +95,7 @@ class TrainConfig:
             raise ConfigError(f"train.target_accuracy must be in (0, 1], got {self.target_accuracy}")
         _choice(self, "train", "dtype", ["float32", "float64"])
         _choice(self, "train", "device", ["cpu", "cuda", "auto"])
+        _choice(self, "train", "engine", ["auto", "fused", "reference"])
 
 
 SECTIONS = {"network": NetworkConfig, "surrogate": SurrogateConfig, "train": TrainConfig, "eprop": EpropConfig}

@@ -62,10 +62,21 @@ def derive_seeds(seed: int) -> Dict[str, int]:
     return {n: int(c.generate_state(1, dtype=np.uint64)[0] % (2**63 - 1)) for n, c in zip(names, children)}
 
 
+#: keys that change how fast a run goes, not what it computes: left out of the config hash,
+#: so that e.g. ``train.engine`` never moves a run to another directory
+SPEED_ONLY_KEYS = (("train", "engine"),)
+
+
 def config_hash(cfg: RunConfig) -> str:
+    """Identity of a run: its resolved config without :data:`SPEED_ONLY_KEYS`. (The fused and
+    reference engines give the same spikes in float64; in float32 a neuron exactly at threshold
+    may round the other way, see :mod:`cognet.core.fused`.)"""
     import hashlib
 
-    blob = json.dumps(cfg.resolved_dict(), sort_keys=True)
+    d = cfg.resolved_dict()
+    for section, key in SPEED_ONLY_KEYS:
+        d.get(section, {}).pop(key, None)
+    blob = json.dumps(d, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
@@ -162,7 +173,7 @@ class Trainer:
         g_init = torch.Generator().manual_seed(self.seeds["init"])
         neurons = neuron_params(cfg.network, np.random.default_rng(self.seeds["init"]))
         self.net = build_network(self.task.n_in, self.task.n_out, neurons, cfg.network, cfg.surrogate,
-                                 generator=g_init, dtype=self.dtype).to(self.device)
+                                 generator=g_init, dtype=self.dtype, engine=tc.engine).to(self.device)
         self.g_train = torch.Generator().manual_seed(self.seeds["train"])
         g_rule = torch.Generator().manual_seed(self.seeds["rule"])
         self.rule = rules.get_rule_class(cfg.rule).from_config(self.net, self.task, cfg, g_rule)

@@ -1,0 +1,183 @@
+"""The fused engine against the reference (torch) engine: same spikes, same gradients."""
+
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from cognet.core import fused
+from cognet.core.functional import ALIFState, constants, simulate
+from cognet.core.network import RSNN
+from cognet.core.params import NeuronParams
+from cognet.core.surrogate import SHAPES, Surrogate
+from cognet.training.config import build_config
+
+
+def _params(n, rng, reset, adaptive, refractory):
+    beta = np.where(rng.random(n) < 0.6, rng.uniform(0.05, 0.6, n), 0.0) if adaptive else 0.0
+    return NeuronParams(
+        n=n, reset=reset, tau_mem_ms=tuple(rng.uniform(8, 40, n)), v_th=tuple(rng.uniform(0.6, 1.4, n)),
+        refractory_ms=tuple(rng.integers(0, 4, n).astype(float)) if refractory else 0.0,
+        tau_adapt_ms=tuple(rng.uniform(15, 200, n)), beta=tuple(beta) if adaptive else 0.0,
+    )
+
+
+def _case(seed, reset="subtract", adaptive=True, refractory=True, T=25, B=3, n=9, dtype=torch.float64,
+          state=False):
+    rng = np.random.default_rng(seed)
+    p = _params(n, rng, reset, adaptive, refractory)
+    g = torch.Generator().manual_seed(seed)
+    cur = (torch.rand(T, B, n, generator=g, dtype=dtype) * 1.2 - 0.2).requires_grad_()
+    w = (torch.randn(n, n, generator=g, dtype=dtype) * 0.5).requires_grad_()
+    st = None
+    if state:
+        st = ALIFState(torch.randn(B, n, generator=g, dtype=dtype).requires_grad_(),
+                       torch.rand(B, n, generator=g, dtype=dtype).requires_grad_(),
+                       (torch.rand(B, n, generator=g, dtype=dtype) < 0.3).to(dtype).requires_grad_(),
+                       torch.randint(0, 2, (B, n), generator=g).to(dtype))
+    return p, cur, w, st, g
+
+
+def _run(sim, p, cur, w, st, sur, g_seed, dtype, record, **kw):
+    c = constants(p, dtype=dtype)
+    leaves = [cur, w] + ([st.v, st.a, st.z] if st is not None else [])
+    traj = sim(cur, w, c, sur, st, record_state=record, **kw)
+    g = torch.Generator().manual_seed(g_seed)
+    T, B, n = cur.shape
+    loss = (traj.z * torch.randn(T, B, n, generator=g, dtype=dtype)).sum()
+    loss = loss + (traj.final.v * torch.randn(B, n, generator=g, dtype=dtype)).sum()
+    if c.adaptive:
+        loss = loss + (traj.final.a * torch.randn(B, n, generator=g, dtype=dtype)).sum()
+    if record:
+        loss = loss + (traj.v * torch.randn(T, B, n, generator=g, dtype=dtype)).sum() * 0.1
+        loss = loss + (traj.a * torch.randn(T, B, n, generator=g, dtype=dtype)).sum() * 0.1
+    grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+    return traj, [torch.zeros_like(x) if gr is None else gr for x, gr in zip(leaves, grads)]
+
+
+def _rel(a, b):
+    scale = b.abs().max().item()
+    return (a - b).abs().max().item() / (scale if scale > 0 else 1.0)
+
+
+def _compare(p, cur, w, st, sur, dtype=torch.float64, record=False, dense=fused.DENSE_THRESHOLD, tol=1e-10, **kw):
+    ref, g_ref = _run(simulate, p, cur, w, st, sur, 1, dtype, record, **kw)
+    fus, g_fus = _run(lambda *a, **k: fused.simulate_fused(*a, dense_threshold=dense, **k),
+                      p, cur, w, st, sur, 1, dtype, record, **kw)
+    assert torch.equal(ref.z, fus.z), f"{int((ref.z != fus.z).sum())} spikes differ"
+    rate = ref.z.mean().item()
+    assert 0.02 < rate < 0.8, f"test network should spike sometimes, not always (rate {rate})"
+    assert torch.equal(ref.final.r, fus.final.r)
+    torch.testing.assert_close(fus.final.v, ref.final.v, rtol=1e-12, atol=1e-12)
+    if record:
+        torch.testing.assert_close(fus.v, ref.v, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(fus.a, ref.a, rtol=1e-12, atol=1e-12)
+    for name, a, b in zip(["currents", "w_rec", "v0", "a0", "z0"], g_fus, g_ref):
+        assert b.abs().max() > 0 or name not in ("currents", "w_rec"), f"reference gradient of {name} is all zero"
+        assert _rel(a, b) <= tol, f"gradient of {name}: relative error {_rel(a, b):.3g}"
+    return ref
+
+
+SWITCHES = list(itertools.product(["subtract", "zero"], [False, True], [False, True], [False, True],
+                                  [False, True], [False, True]))
+
+
+@pytest.mark.parametrize("reset,adaptive,refractory,detach_reset,detach_recurrent,leak_aware", SWITCHES)
+def test_fused_equals_reference_float64(reset, adaptive, refractory, detach_reset, detach_recurrent, leak_aware):
+    seed = SWITCHES.index((reset, adaptive, refractory, detach_reset, detach_recurrent, leak_aware))
+    p, cur, w, st, _ = _case(seed, reset, adaptive, refractory, state=True)
+    ref = _compare(p, cur, w, st, Surrogate(), detach_reset=detach_reset, detach_recurrent=detach_recurrent,
+                   leak_aware=leak_aware)
+    if refractory:  # the refractory period really held some spikes back
+        free = simulate(cur.detach(), w.detach(), constants(p.replace(refractory_ms=0.0), dtype=torch.float64),
+                        Surrogate(), ALIFState(*(s.detach() for s in st)))
+        assert not torch.equal(free.z, ref.z)
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_every_surrogate_shape(name):
+    p, cur, w, st, _ = _case(100 + sorted(SHAPES).index(name), "subtract", True, True)
+    _compare(p, cur, w, st, Surrogate.make(name, width=0.7, peak=0.4), detach_reset=False)
+
+
+@pytest.mark.parametrize("dense", [0.0, 1.0])
+def test_sparse_and_dense_paths_and_recorded_state(dense):
+    # dense = 0: every step's recurrent input and weight gradient as a matmul; 1: always from spike lists
+    p, cur, w, st, _ = _case(7, "zero", True, True, state=True)
+    _compare(p, cur, w, st, Surrogate(), record=True, dense=dense, detach_reset=False)
+
+
+def test_float32_spikes_identical_and_gradients_close():
+    p, cur, w, st, _ = _case(11, "subtract", True, True, T=120, B=8, n=48, dtype=torch.float32)
+    ref, g_ref = _run(simulate, p, cur, w, None, Surrogate(), 1, torch.float32, False)
+    fus, g_fus = _run(fused.simulate_fused, p, cur, w, None, Surrogate(), 1, torch.float32, False)
+    assert torch.equal(ref.z, fus.z)
+    for a, b in zip(g_fus[:2], g_ref[:2]):
+        assert _rel(a, b) < 1e-4
+
+
+def test_rsnn_engines_same_logits_and_parameter_gradients():
+    rng = np.random.default_rng(3)
+    p = NeuronParams.mixed(n=20, alif_fraction=0.5, beta=0.3, tau_adapt_ms=(20, 200), rng=rng, refractory_ms=2.0)
+    x = (torch.rand(60, 4, 6, generator=torch.Generator().manual_seed(0)) < 0.3).double()
+    windows = [(30, 40), (50, 60)]
+    out = {}
+    for engine in ("reference", "fused"):
+        net = RSNN(6, p, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64, engine=engine,
+                   input_scale=3.0, detach_reset=False)
+        o = net(x, windows)
+        o.logits.pow(2).sum().add(o.z.sum() * 0.01).backward()
+        out[engine] = (o, {k: q.grad.clone() for k, q in net.named_parameters()})
+    (o_r, g_r), (o_f, g_f) = out["reference"], out["fused"]
+    assert torch.equal(o_r.z, o_f.z) and o_r.z.sum() > 0
+    torch.testing.assert_close(o_f.logits, o_r.logits, rtol=1e-12, atol=1e-12)
+    for k in g_r:
+        assert _rel(g_f[k], g_r[k]) <= 1e-10, k
+    assert g_f["w_rec"].diagonal().abs().max() == 0  # the self-connection mask still holds
+
+
+def test_engine_selection(monkeypatch):
+    sur = Surrogate()
+    cpu = torch.device("cpu")
+    assert fused.resolve_engine("auto", cpu, torch.float32, sur) == "fused"
+    assert fused.resolve_engine("reference", cpu, torch.float32, sur) == "reference"
+    assert fused.resolve_engine("auto", torch.device("cuda"), torch.float32, sur) == "reference"
+    monkeypatch.setitem(fused._backend, "warned", False)
+    with pytest.warns(RuntimeWarning, match="float16"):
+        assert fused.resolve_engine("auto", cpu, torch.float16, sur) == "reference"
+    with pytest.raises(ValueError, match="CPU only"):
+        fused.resolve_engine("fused", torch.device("cuda"), torch.float32, sur)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        fused.resolve_engine("fast", cpu, torch.float32, sur)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        RSNN(2, NeuronParams(n=3), 1, engine="fast")
+    # a backend that cannot be built: auto warns once and runs the reference engine
+    monkeypatch.setitem(fused._backend, "module", None)
+    monkeypatch.setitem(fused._backend, "error", "fused engine unavailable (test)")
+    monkeypatch.setitem(fused._backend, "warned", False)
+    net = RSNN(2, NeuronParams(n=3), 1)
+    x = torch.ones(5, 1, 2)
+    with pytest.warns(RuntimeWarning, match="fused engine unavailable"):
+        net(x, [(0, 5)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net(x, [(0, 5)])  # no second warning
+    with pytest.raises(ValueError, match="unavailable"):
+        RSNN(2, NeuronParams(n=3), 1, engine="fused")(x, [(0, 5)])
+
+
+def test_train_engine_key_validated_and_not_hashed():
+    from cognet.training.trainer import config_hash
+
+    base = build_config(task="dup-rev")
+    # hashes of runs made before the key existed (runs keep their directories)
+    assert config_hash(build_config()) == "2a6abd2d5a"
+    assert config_hash(base) == "071434369d"
+    for engine in ("fused", "reference"):
+        assert config_hash(build_config(task="dup-rev", sets=[f"train.engine={engine}"])) == "071434369d"
+    from cognet.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train.engine"):
+        build_config(sets=["train.engine=fast"])
