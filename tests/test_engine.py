@@ -181,3 +181,19 @@ def test_train_engine_key_validated_and_not_hashed():
 
     with pytest.raises(ConfigError, match="train.engine"):
         build_config(sets=["train.engine=fast"])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_readout_matmul_equals_einsum(dtype):
+    # RSNN.readout computes M @ z as one matmul; it must give einsum's numbers bit for bit
+    # (runs made before keep their results)
+    net = RSNN(3, NeuronParams(n=24), 4, dtype=dtype)
+    g = torch.Generator().manual_seed(2)
+    for T, B, windows in [(200, 16, [(190, 200)]), (120, 5, [(10, 30), (50, 70), (100, 120)])]:
+        z = (torch.rand(T, B, 24, generator=g) < 0.05).to(dtype).requires_grad_()
+        M = net.readout_weights(windows, T)
+        expected = torch.nn.functional.linear(torch.einsum("wt,tbn->wbn", M, z), net.w_out, net.b_out)
+        got = net.readout(z, windows)
+        assert torch.equal(got, expected)
+        G = torch.randn(got.shape, generator=g, dtype=dtype)
+        assert torch.equal(torch.autograd.grad(got, z, G)[0], torch.autograd.grad(expected, z, G)[0])
