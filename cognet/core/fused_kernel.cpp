@@ -343,7 +343,66 @@ void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor&
   out = {di, dwt.t().contiguous(), cv_t, ca_t, cz_t};
 }
 
+template <typename S>
+void project_forward_impl(const at::Tensor& x, const at::Tensor& w_in, at::Tensor& out) {
+  const int64_t R = x.size(0), K = x.size(1), N = w_in.size(0);
+  at::Tensor wt = w_in.t().contiguous();  // row j = the weights out of input j
+  const S *xp = x.data_ptr<S>(), *wtp = wt.data_ptr<S>();
+  S* op = out.data_ptr<S>();
+  at::parallel_for(0, R, std::max<int64_t>(1, 16384 / std::max<int64_t>(N, 1)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      S* __restrict__ o = op + r * N;
+      for (int64_t j = 0; j < K; ++j) {
+        const S xv = xp[r * K + j];
+        if (xv == S(0)) continue;
+        const S* __restrict__ w = wtp + j * N;
+        if (xv == S(1)) {
+          for (int64_t i = 0; i < N; ++i) o[i] += w[i];
+        } else {
+          for (int64_t i = 0; i < N; ++i) o[i] += xv * w[i];
+        }
+      }
+    }
+  });
+}
+
+template <typename S>
+void project_backward_impl(const at::Tensor& x, const at::Tensor& di, at::Tensor& dwt) {
+  const int64_t R = x.size(0), K = x.size(1), N = di.size(1);
+  const S *xp = x.data_ptr<S>(), *dp = di.data_ptr<S>();
+  S* wp = dwt.data_ptr<S>();
+  for (int64_t r = 0; r < R; ++r) {
+    const S* __restrict__ d = dp + r * N;
+    for (int64_t j = 0; j < K; ++j) {
+      const S xv = xp[r * K + j];
+      if (xv == S(0)) continue;
+      S* __restrict__ row = wp + j * N;
+      if (xv == S(1)) {
+        for (int64_t i = 0; i < N; ++i) row[i] += d[i];
+      } else {
+        for (int64_t i = 0; i < N; ++i) row[i] += xv * d[i];
+      }
+    }
+  }
+}
+
 }  // namespace
+
+// event-driven input projection: out[r] = sum_{j : x[r, j] != 0} x[r, j] W_in[:, j]; x [R, K]
+at::Tensor project_forward(at::Tensor x, at::Tensor w_in) {
+  at::Tensor out = at::zeros({x.size(0), w_in.size(0)}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "cognet_project_forward",
+                             [&] { project_forward_impl<scalar_t>(x, w_in, out); });
+  return out;
+}
+
+// its weight gradient dW_in[:, j] = sum_{r : x[r, j] != 0} x[r, j] dI[r]; returns [N, K]
+at::Tensor project_backward(at::Tensor x, at::Tensor di) {
+  at::Tensor dwt = at::zeros({x.size(1), di.size(1)}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "cognet_project_backward",
+                             [&] { project_backward_impl<scalar_t>(x, di, dwt); });
+  return dwt.t().contiguous();
+}
 
 std::vector<at::Tensor> forward(at::Tensor cur, at::Tensor w, at::Tensor v0, at::Tensor a0, at::Tensor z0,
                                 at::Tensor r0, at::Tensor alpha, at::Tensor rho, at::Tensor vth, at::Tensor beta,

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from cognet.core.functional import ALIFState, Trajectory, constants, simulate
-from cognet.core.fused import ENGINES, resolve_engine, simulate_fused
+from cognet.core.fused import ENGINES, project_inputs, resolve_engine, simulate_fused
 from cognet.core.params import NeuronParams
 from cognet.core.surrogate import Surrogate
 
@@ -169,8 +169,11 @@ class RSNN(nn.Module):
         if x.dim() != 3 or x.shape[-1] != self.n_in:
             raise ValueError(f"input must be [T, B, {self.n_in}], got {tuple(x.shape)}")
         x = x.to(self.w_in.dtype)
-        currents = torch.nn.functional.linear(x, self.w_in)  # all steps in one matmul
-        chosen = resolve_engine(self.engine, currents.device, currents.dtype, self.surrogate)
+        chosen = resolve_engine(self.engine, x.device, x.dtype, self.surrogate)
+        if chosen == "fused":  # event-driven from the input spikes (or one matmul if dense)
+            currents = project_inputs(x, self.w_in)
+        else:
+            currents = torch.nn.functional.linear(x, self.w_in)  # all steps in one matmul
         sim = simulate_fused if chosen == "fused" else simulate
         traj = sim(
             currents, self.effective_w_rec(), self.consts, self.surrogate, state,
