@@ -40,8 +40,35 @@ Loss for all: a linear readout of the spike counts over the last 10 steps, squar
 the mean spike count (so the gradient reaches every step). Different libraries' networks
 are not trained to the same accuracy here; this measures the cost of one iteration only.
 
-Measured 2026-11-23 on the 2-core dev machine (one training job on the other core), defaults
-(median of 5, ms per iteration, ratio to cognet, mean rate of each network)::
+Measured 2026-12-01 with the fused engine, defaults (T = 500, median of 5, ms per
+iteration, ratio to the plain torch loop), ``--no-others``, on the 2-core dev machine under
+heavy load from other jobs (load average 5-6: absolute times are ~4x those of an idle
+machine; the ratios, measured in rotation, are what to compare)::
+
+    1 thread
+    neuron     N     T |    plain |         reference |             fused
+       LIF   128   500 |    246.2 |    281.3 ( 1.14x) |     84.6 ( 0.34x) | Hz: plain 23, reference 25, fused 25
+       LIF   512   500 |   1180.9 |   1348.6 ( 1.14x) |    418.5 ( 0.35x) | Hz: plain 21, reference 23, fused 23
+      ALIF   128   500 |    305.9 |    329.7 ( 1.08x) |     68.4 ( 0.22x) | Hz: plain 12, reference 14, fused 14
+      ALIF   512   500 |   1276.0 |   1438.4 ( 1.13x) |    384.1 ( 0.30x) | Hz: plain 10, reference 14, fused 14
+    2 threads (slower than 1 for everything here: two threads on an oversubscribed machine)
+       LIF   128   500 |   1098.7 |   1173.1 ( 1.07x) |    223.5 ( 0.20x) | Hz: plain 23, reference 25, fused 25
+       LIF   512   500 |   2541.7 |   2847.9 ( 1.12x) |    553.7 ( 0.22x) | Hz: plain 21, reference 23, fused 23
+      ALIF   128   500 |   1128.2 |   1299.8 ( 1.15x) |    126.1 ( 0.11x) | Hz: plain 12, reference 14, fused 14
+      ALIF   512   500 |   2989.1 |   3045.0 ( 1.02x) |    625.9 ( 0.21x) | Hz: plain 10, reference 14, fused 14
+
+    --memory (MiB above the RSS before one iteration, fresh process each)
+    neuron     N     T |    plain  reference    fused
+       LIF   128   500 |     79.6       95.5     45.3
+       LIF   512   500 |    309.4      372.3    164.8
+      ALIF   128   500 |    112.3      118.7     37.8
+      ALIF   512   500 |    427.9      503.0    164.6
+
+The fused engine's cost grows with the firing rate (event-driven), the others' does not:
+compare the LIF rows (25 Hz) with the ALIF rows (14 Hz).
+
+Before the fused engine (2026-11-23, one training job on the other core; ratio to cognet's
+reference engine, then the only one; mean rate of each network)::
 
     neuron     N     T |   cognet |          snnTorch |             Norse
        LIF   128   100 |     30.5 |     84.6 ( 2.77x) |     44.1 ( 1.44x) | Hz: cognet 19, snntorch 10, norse 17
