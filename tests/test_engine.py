@@ -102,6 +102,18 @@ def test_every_surrogate_shape(name):
     _compare(p, cur, w, st, Surrogate.make(name, width=0.7, peak=0.4), detach_reset=False)
 
 
+@pytest.mark.parametrize("T,B,n", [(1, 1, 1), (2, 1, 3), (5, 2, 1)])
+def test_tiny_shapes(T, B, n):
+    p, cur, w, st, _ = _case(40 + T + n, "zero", True, True, T=T, B=B, n=n, state=True)
+    with torch.no_grad():
+        cur.mul_(3.0)  # make them spike
+    ref, g_ref = _run(simulate, p, cur, w, st, Surrogate(), 1, torch.float64, True, detach_reset=False)
+    fus, g_fus = _run(fused.simulate_fused, p, cur, w, st, Surrogate(), 1, torch.float64, True, detach_reset=False)
+    assert torch.equal(ref.z, fus.z) and torch.equal(ref.final.r, fus.final.r)
+    for a, b in zip(g_fus, g_ref):
+        assert _rel(a, b) <= 1e-10
+
+
 @pytest.mark.parametrize("dense", [0.0, 1.0])
 def test_sparse_and_dense_paths_and_recorded_state(dense):
     # dense = 0: every step's recurrent input and weight gradient as a matmul; 1: always from spike lists

@@ -67,6 +67,7 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from cognet.core.functional import ALIFState, StepConstants, Trajectory, initial_state
 from cognet.core.surrogate import Surrogate, leak_aware_factor
@@ -185,6 +186,7 @@ class _FusedALIF(torch.autograd.Function):
         return z, (vall if record else _empty(z)), (aall if record else _empty(z)), vT, aT, rT
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, gz, gv, ga, gvT, gaT, _gr):  # type: ignore[override]
         mod = load_backend()
         w_rec, z, sd, vall, v0, z0, factor = ctx.saved_tensors
@@ -206,6 +208,7 @@ class _SparseProjection(torch.autograd.Function):
         return load_backend().project_forward(x2, w_in.detach().contiguous())
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g):  # type: ignore[override]
         (x2,) = ctx.saved_tensors
         return None, load_backend().project_backward(x2, g.contiguous())
