@@ -1,16 +1,25 @@
-"""Training speed side by side: cognet vs snnTorch vs Norse (recurrent LIF / ALIF networks).
+"""Training speed side by side: a plain torch loop, cognet (reference and fused engines),
+snnTorch and Norse (recurrent LIF / ALIF networks).
 
 One BPTT training iteration (forward over T steps, loss, backward, Adam step) of the same
-network size in each library, timed in one process with the same torch, thread count,
-input spikes and loss, in rotation (cognet, snnTorch, Norse, cognet, ...) so that machine
-load hits all of them alike. Prints the median ms per iteration and each library's time
-as a ratio to cognet's (> 1: cognet is faster), and each network's mean firing rate during
-the timed iterations (the cost of the step loop does not depend on it, but a silent or
-saturated network would make the comparison meaningless). Usage::
+network size in each, timed in one process with the same torch, thread count, input spikes
+and loss, in rotation (plain, cognet reference, cognet fused, snnTorch, Norse, plain, ...) so
+that machine load hits all of them alike. Prints the median ms per iteration and each one's
+time as a ratio to the plain torch loop (< 1: faster than the plain loop), and each network's
+mean firing rate during the timed iterations (a silent or saturated network would make the
+comparison meaningless; the fused engine's cost does depend on it). snnTorch and Norse rows
+appear only where they are installed (``--no-others`` leaves them out). ``--memory`` instead
+measures the peak memory of one iteration of the plain loop and both cognet engines, each in
+a fresh process (peak RSS during the iteration minus RSS before it). Usage::
 
     pip install --no-deps snntorch norse nir nirtorch && pip install h5py   # keeps the CPU torch
-    PYTHONPATH=$PWD python benchmarks/vs_snntorch_norse.py [--sizes 128,512] [--T 100,500]
-        [--batch 32] [--repeats 5] [--threads 1]
+    PYTHONPATH=$PWD python benchmarks/vs_snntorch_norse.py [--sizes 128,512] [--T 500]
+        [--batch 32] [--repeats 5] [--threads 1,2] [--no-others] [--memory]
+
+The plain torch loop is what a user would write by hand: the input projection for all steps
+in one matmul, ``torch.addmm`` for the recurrent input, ``unbind`` over time and a custom
+autograd spike function (triangle surrogate, as cognet's default), the reset detached as in
+cognet's default.
 
 The networks, as each library's users would write them:
 
@@ -31,8 +40,35 @@ Loss for all: a linear readout of the spike counts over the last 10 steps, squar
 the mean spike count (so the gradient reaches every step). Different libraries' networks
 are not trained to the same accuracy here; this measures the cost of one iteration only.
 
-Measured 2026-11-23 on the 2-core dev machine (one training job on the other core), defaults
-(median of 5, ms per iteration, ratio to cognet, mean rate of each network)::
+Measured 2026-12-01 with the fused engine, defaults (T = 500, median of 5, ms per
+iteration, ratio to the plain torch loop), ``--no-others``, on the 2-core dev machine under
+heavy load from other jobs (load average 5-6: absolute times are ~4x those of an idle
+machine; the ratios, measured in rotation, are what to compare)::
+
+    1 thread
+    neuron     N     T |    plain |         reference |             fused
+       LIF   128   500 |    246.2 |    281.3 ( 1.14x) |     84.6 ( 0.34x) | Hz: plain 23, reference 25, fused 25
+       LIF   512   500 |   1180.9 |   1348.6 ( 1.14x) |    418.5 ( 0.35x) | Hz: plain 21, reference 23, fused 23
+      ALIF   128   500 |    305.9 |    329.7 ( 1.08x) |     68.4 ( 0.22x) | Hz: plain 12, reference 14, fused 14
+      ALIF   512   500 |   1276.0 |   1438.4 ( 1.13x) |    384.1 ( 0.30x) | Hz: plain 10, reference 14, fused 14
+    2 threads (slower than 1 for everything here: two threads on an oversubscribed machine)
+       LIF   128   500 |   1098.7 |   1173.1 ( 1.07x) |    223.5 ( 0.20x) | Hz: plain 23, reference 25, fused 25
+       LIF   512   500 |   2541.7 |   2847.9 ( 1.12x) |    553.7 ( 0.22x) | Hz: plain 21, reference 23, fused 23
+      ALIF   128   500 |   1128.2 |   1299.8 ( 1.15x) |    126.1 ( 0.11x) | Hz: plain 12, reference 14, fused 14
+      ALIF   512   500 |   2989.1 |   3045.0 ( 1.02x) |    625.9 ( 0.21x) | Hz: plain 10, reference 14, fused 14
+
+    --memory (MiB above the RSS before one iteration, fresh process each)
+    neuron     N     T |    plain  reference    fused
+       LIF   128   500 |     79.6       95.5     45.3
+       LIF   512   500 |    309.4      372.3    164.8
+      ALIF   128   500 |    112.3      118.7     37.8
+      ALIF   512   500 |    427.9      503.0    164.6
+
+The fused engine's cost grows with the firing rate (event-driven), the others' does not:
+compare the LIF rows (25 Hz) with the ALIF rows (14 Hz).
+
+Before the fused engine (2026-11-23, one training job on the other core; ratio to cognet's
+reference engine, then the only one; mean rate of each network)::
 
     neuron     N     T |   cognet |          snnTorch |             Norse
        LIF   128   100 |     30.5 |     84.6 ( 2.77x) |     44.1 ( 1.44x) | Hz: cognet 19, snntorch 10, norse 17
@@ -51,8 +87,14 @@ snnTorch's backward pass grows faster than linearly in T (N = 128: 0.09 s at T =
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import math
+import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from typing import Callable, Dict, List
 
@@ -79,16 +121,62 @@ def _update(opt: torch.optim.Optimizer, loss: torch.Tensor, z: torch.Tensor) -> 
     return float(z.detach().mean())
 
 
-def cognet_step(n: int, n_in: int, T: int, adaptive: bool, g: torch.Generator) -> Callable[[torch.Tensor], float]:
+def cognet_step(n: int, n_in: int, T: int, adaptive: bool, g: torch.Generator,
+                engine: str = "reference") -> Callable[[torch.Tensor], float]:
     p = NeuronParams(n=n, tau_mem_ms=TAU_MEM_MS, refractory_ms=0.0, beta=0.1 if adaptive else 0.0,
                      tau_adapt_ms=200.0)
-    net = RSNN(n_in, p, 1, generator=g)
+    net = RSNN(n_in, p, 1, generator=g, engine=engine)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     windows = [(T - WINDOW, T)]
 
     def step(x: torch.Tensor) -> float:
         out = net(x, windows)
         return _update(opt, out.logits.pow(2).mean() + out.z.mean(), out.z)
+    return step
+
+
+class _Spike(torch.autograd.Function):
+    """Heaviside forward, triangle surrogate 0.3 max(0, 1 - |x|) backward."""
+
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad * 0.3 * torch.clamp(1.0 - x.abs(), min=0.0)
+
+
+def plain_step(n: int, n_in: int, T: int, adaptive: bool, g: torch.Generator) -> Callable[[torch.Tensor], float]:
+    """The hand-written torch loop (same neurons, sizes, init and loss as cognet's row)."""
+    w_in = torch.nn.Parameter(torch.randn(n, n_in, generator=g) / math.sqrt(n_in))
+    w_rec0 = torch.randn(n, n, generator=g) / math.sqrt(n)
+    w_rec0.fill_diagonal_(0.0)
+    w_rec = torch.nn.Parameter(w_rec0)
+    readout = torch.nn.Linear(n, 1)
+    opt = torch.optim.Adam([w_in, w_rec, *readout.parameters()], lr=1e-3)
+    alpha, rho, beta = math.exp(-1.0 / TAU_MEM_MS), math.exp(-1.0 / 200.0), 0.1
+
+    def step(x: torch.Tensor) -> float:
+        cur = x @ w_in.t()  # all steps in one matmul
+        B = x.shape[1]
+        v = torch.zeros(B, n)
+        a = torch.zeros(B, n)
+        z = torch.zeros(B, n)
+        w_t = w_rec.t()
+        zs: List[torch.Tensor] = []
+        for i_t in cur.unbind(0):
+            v = alpha * v + torch.addmm(i_t, z, w_t) - z.detach()
+            if adaptive:
+                a = rho * a + z
+                z = _Spike.apply(v - 1.0 - beta * a)
+            else:
+                z = _Spike.apply(v - 1.0)
+            zs.append(z)
+        z_all = torch.stack(zs)
+        return _update(opt, _readout_loss(z_all, readout), z_all)
     return step
 
 
@@ -162,42 +250,102 @@ def measure(steps: Dict[str, Callable[[torch.Tensor], float]], x: torch.Tensor, 
             {k: statistics.mean(v) for k, v in rates.items()})
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="128,512")
-    ap.add_argument("--T", default="100,500")
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--n-in", type=int, default=40)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    import norse
-    import snntorch
-    print(f"BPTT iteration (forward + backward + Adam), batch {args.batch}, {args.n_in} inputs, "
-          f"{args.threads} thread(s); torch {torch.__version__}, snnTorch {snntorch.__version__}, "
-          f"Norse {norse.__version__}; median of {args.repeats}, ms per iteration (ratio to cognet)")
-    print(f"{'neuron':>6} {'N':>5} {'T':>5} | {'cognet':>8} | {'snnTorch':>17} | {'Norse':>17}")
+def _installed(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def memory_child(kind: str, n: int, n_in: int, T: int, batch: int, adaptive: bool) -> None:
+    """One iteration of ``kind`` in this (fresh) process; prints its peak memory in MiB."""
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(T, batch, n_in, generator=g) < 0.05).float()
+    step = plain_step(n, n_in, T, adaptive, g) if kind == "plain" else cognet_step(n, n_in, T, adaptive, g, kind)
+    if kind == "fused":
+        from cognet.core.fused import load_backend
+        load_backend()
+    before = _rss_mb()
+    step(x)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"peak_mb": peak - before}))
+
+
+def run_memory(args) -> None:
+    print(f"peak memory of one BPTT iteration (MiB above the RSS before it), batch {args.batch}, fresh process each")
+    print(f"{'neuron':>6} {'N':>5} {'T':>5} | {'plain':>8} {'reference':>10} {'fused':>8}")
     for adaptive in (False, True):
         for n in map(int, args.sizes.split(",")):
             for T in map(int, args.T.split(",")):
-                g = torch.Generator().manual_seed(0)
-                torch.manual_seed(0)
-                x = (torch.rand(T, args.batch, args.n_in, generator=g) < 0.05).float()
-                steps = {"cognet": cognet_step(n, args.n_in, T, adaptive, g)}
-                cognet_hz = 1000.0 * steps["cognet"](x)  # also the warm-up
-                if not adaptive:
-                    steps["snntorch"] = snntorch_step(n, args.n_in, T)
-                steps["norse"] = norse_step(n, args.n_in, T, adaptive, x, cognet_hz)
-                t, hz = measure(steps, x, args.repeats)
-                base = t["cognet"]
+                row = {}
+                for kind in ("plain", "reference", "fused"):
+                    out = subprocess.run(
+                        [sys.executable, __file__, "--memory-child", kind, "--sizes", str(n), "--T", str(T),
+                         "--batch", str(args.batch), "--n-in", str(args.n_in)] + (["--adaptive"] if adaptive else []),
+                        capture_output=True, text=True, check=True, env=os.environ.copy())
+                    row[kind] = json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
+                kind_name = "ALIF" if adaptive else "LIF"
+                print(f"{kind_name:>6} {n:>5} {T:>5} | {row['plain']:8.1f} {row['reference']:10.1f} {row['fused']:8.1f}",
+                      flush=True)
 
-                def cell(k: str) -> str:
-                    return f"{1000 * t[k]:8.1f} ({t[k] / base:5.2f}x)" if k in t else f"{'n/a':>17}"
-                kind = "ALIF" if adaptive else "LIF"
-                rates = ", ".join(f"{k} {v:.0f}" for k, v in hz.items())
-                print(f"{kind:>6} {n:>5} {T:>5} | {1000 * base:8.1f} | {cell('snntorch'):>17} | {cell('norse'):>17}"
-                      f" | Hz: {rates}", flush=True)
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="128,512")
+    ap.add_argument("--T", default="500")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--n-in", type=int, default=40)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", default="1", help="comma-separated thread counts, e.g. 1,2")
+    ap.add_argument("--no-others", action="store_true", help="leave snnTorch and Norse out")
+    ap.add_argument("--memory", action="store_true", help="peak memory per iteration instead of time")
+    ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--adaptive", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.memory_child:
+        torch.set_num_threads(1)
+        memory_child(args.memory_child, int(args.sizes), args.n_in, int(args.T), args.batch, args.adaptive)
+        return
+    if args.memory:
+        run_memory(args)
+        return
+    others = [] if args.no_others else [m for m in ("snntorch", "norse") if _installed(m)]
+    versions = [f"torch {torch.__version__}"]
+    for m in others:
+        versions.append(f"{m} {__import__(m).__version__}")
+    cols = ["plain", "reference", "fused"] + others
+    for threads in map(int, args.threads.split(",")):
+        torch.set_num_threads(threads)
+        print(f"BPTT iteration (forward + loss + backward + Adam), batch {args.batch}, {args.n_in} inputs, "
+              f"{threads} thread(s); {', '.join(versions)}; median of {args.repeats}, ms per iteration "
+              f"(ratio to the plain torch loop)")
+        print(f"{'neuron':>6} {'N':>5} {'T':>5} | {'plain':>8} | " + " | ".join(f"{c:>17}" for c in cols[1:]))
+        for adaptive in (False, True):
+            for n in map(int, args.sizes.split(",")):
+                for T in map(int, args.T.split(",")):
+                    g = torch.Generator().manual_seed(0)
+                    torch.manual_seed(0)
+                    x = (torch.rand(T, args.batch, args.n_in, generator=g) < 0.05).float()
+                    steps = {"plain": plain_step(n, args.n_in, T, adaptive, torch.Generator().manual_seed(1)),
+                             "reference": cognet_step(n, args.n_in, T, adaptive, torch.Generator().manual_seed(1)),
+                             "fused": cognet_step(n, args.n_in, T, adaptive, torch.Generator().manual_seed(1),
+                                                  engine="fused")}
+                    cognet_hz = 1000.0 * steps["reference"](x)  # also the warm-up
+                    if "snntorch" in others and not adaptive:
+                        steps["snntorch"] = snntorch_step(n, args.n_in, T)
+                    if "norse" in others:
+                        steps["norse"] = norse_step(n, args.n_in, T, adaptive, x, cognet_hz)
+                    t, hz = measure(steps, x, args.repeats)
+                    base = t["plain"]
+
+                    def cell(k: str) -> str:
+                        return f"{1000 * t[k]:8.1f} ({t[k] / base:5.2f}x)" if k in t else f"{'n/a':>17}"
+                    kind = "ALIF" if adaptive else "LIF"
+                    rates = ", ".join(f"{k} {v:.0f}" for k, v in hz.items())
+                    print(f"{kind:>6} {n:>5} {T:>5} | {1000 * base:8.1f} | "
+                          + " | ".join(f"{cell(c):>17}" for c in cols[1:]) + f" | Hz: {rates}", flush=True)
 
 
 if __name__ == "__main__":

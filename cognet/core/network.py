@@ -1,6 +1,9 @@
 """The recurrent spiking network: input spikes -> LIF/ALIF population -> leaky readout.
 
-A thin :class:`torch.nn.Module` around :func:`cognet.core.functional.simulate`.
+A thin :class:`torch.nn.Module` around :func:`cognet.core.functional.simulate` (the
+``reference`` engine) or :func:`cognet.core.fused.simulate_fused` (the ``fused`` one); the
+``engine`` argument picks one (``auto``: fused on CPU, reference elsewhere, see
+:func:`cognet.core.fused.resolve_engine`). Both give the same spikes and gradients.
 
 Readout (non-spiking, leaky)::
 
@@ -28,6 +31,7 @@ import torch
 from torch import nn
 
 from cognet.core.functional import ALIFState, Trajectory, constants, simulate
+from cognet.core.fused import ENGINES, project_inputs, resolve_engine, simulate_fused
 from cognet.core.params import NeuronParams
 from cognet.core.surrogate import Surrogate
 
@@ -67,6 +71,7 @@ class RSNN(nn.Module):
         detach_reset / detach_recurrent / leak_aware: see :func:`cognet.core.functional.simulate`.
         self_connections: allow autapses (default False: diagonal of W_rec held at 0).
         generator: torch generator for the initial weights.
+        engine: ``auto`` | ``fused`` | ``reference`` (speed only; see :mod:`cognet.core.fused`).
 
     Inputs: ``x`` spikes ``[T, B, n_in]``, answer ``windows`` (list of (start, end)).
     Outputs: :class:`NetOutput` (spikes, per-window logits, trajectory).
@@ -87,10 +92,14 @@ class RSNN(nn.Module):
         rec_scale: float = 1.0,
         generator: Optional[torch.Generator] = None,
         dtype: torch.dtype = torch.float32,
+        engine: str = "auto",
     ) -> None:
         super().__init__()
         if tau_out_ms <= 0:
             raise ValueError(f"tau_out_ms must be positive, got {tau_out_ms!r}")
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
+        self.engine = engine
         self.neurons = neurons
         self.n_in, self.n, self.n_out = int(n_in), neurons.n, int(n_out)
         self.tau_out_ms = float(tau_out_ms)
@@ -144,7 +153,10 @@ class RSNN(nn.Module):
     def readout(self, z: torch.Tensor, windows: Sequence[Tuple[int, int]]) -> torch.Tensor:
         """Per-window logits ``[W, B, n_out]`` from spikes ``[T, B, n]``."""
         M = self.readout_weights(windows, z.shape[0])
-        filtered = torch.einsum("wt,tbn->wbn", M, z)
+        T, B, n = z.shape
+        # one [W, T] x [T, B n] matmul: the same numbers as einsum("wt,tbn->wbn") (checked in
+        # tests/test_engine.py), several times faster for one window
+        filtered = (M @ z.reshape(T, B * n)).reshape(M.shape[0], B, n)
         return torch.nn.functional.linear(filtered, self.w_out, self.b_out)
 
     def forward(
@@ -157,8 +169,13 @@ class RSNN(nn.Module):
         if x.dim() != 3 or x.shape[-1] != self.n_in:
             raise ValueError(f"input must be [T, B, {self.n_in}], got {tuple(x.shape)}")
         x = x.to(self.w_in.dtype)
-        currents = torch.nn.functional.linear(x, self.w_in)  # all steps in one matmul
-        traj = simulate(
+        chosen = resolve_engine(self.engine, x.device, x.dtype, self.surrogate)
+        if chosen == "fused":  # event-driven from the input spikes (or one matmul if dense)
+            currents = project_inputs(x, self.w_in)
+        else:
+            currents = torch.nn.functional.linear(x, self.w_in)  # all steps in one matmul
+        sim = simulate_fused if chosen == "fused" else simulate
+        traj = sim(
             currents, self.effective_w_rec(), self.consts, self.surrogate, state,
             detach_reset=self.detach_reset, detach_recurrent=self.detach_recurrent,
             leak_aware=self.leak_aware, record_state=record_state,

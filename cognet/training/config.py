@@ -85,6 +85,7 @@ class TrainConfig:
     device: str = "cpu"  # cpu | cuda | auto
     checkpoint_every: int = 100  # iterations between resumable checkpoints (0 = only at the end)
     tensorboard: bool = False  # also write TensorBoard events to RUN/tensorboard (cognet.training.tensorboard)
+    engine: str = "auto"  # auto | fused | reference: simulation engine (speed only; not in the config hash)
 
     def validate(self) -> None:
         _positive(self, "train", ["iterations", "batch_size", "lr", "eval_every", "eval_trials", "threads"])
@@ -95,6 +96,7 @@ class TrainConfig:
             raise ConfigError(f"train.target_accuracy must be in (0, 1], got {self.target_accuracy}")
         _choice(self, "train", "dtype", ["float32", "float64"])
         _choice(self, "train", "device", ["cpu", "cuda", "auto"])
+        _choice(self, "train", "engine", ["auto", "fused", "reference"])
 
 
 SECTIONS = {"network": NetworkConfig, "surrogate": SurrogateConfig, "train": TrainConfig, "eprop": EpropConfig}
@@ -104,6 +106,9 @@ RULE_SECTIONS = ("eprop",)
 
 #: train keys that only add output files; left out of to_dict (and the config hash) when false
 OUTPUT_KEYS = ("tensorboard",)
+#: keys written to config.yaml only when they differ from these defaults, so that the files
+#: (and the hashes) of runs made before the key existed stay the same
+OMITTED_AT_DEFAULT = {"engine": "auto"}
 
 
 def _rule_sections(rule: str) -> tuple:
@@ -158,6 +163,9 @@ class RunConfig:
                 d.pop(section, None)
         for key in OUTPUT_KEYS:  # output switches: present only when on, so the default keeps old hashes
             if not d["train"][key]:
+                del d["train"][key]
+        for key, default in OMITTED_AT_DEFAULT.items():
+            if d["train"].get(key) == default:
                 del d["train"][key]
         return {"task": task, **d}
 

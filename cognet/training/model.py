@@ -44,13 +44,13 @@ def make_surrogate(s: SurrogateConfig) -> Surrogate:
 
 def build_network(
     n_in: int, n_out: int, neurons: NeuronParams, net_cfg: NetworkConfig, sur_cfg: SurrogateConfig,
-    generator: Optional[torch.Generator] = None, dtype: torch.dtype = torch.float32,
+    generator: Optional[torch.Generator] = None, dtype: torch.dtype = torch.float32, engine: str = "auto",
 ) -> RSNN:
     return RSNN(
         n_in=n_in, neurons=neurons, n_out=n_out, tau_out_ms=net_cfg.tau_out_ms, surrogate=make_surrogate(sur_cfg),
         detach_reset=net_cfg.detach_reset, leak_aware=sur_cfg.leak_aware,
         self_connections=net_cfg.self_connections, input_scale=net_cfg.input_scale, rec_scale=net_cfg.rec_scale,
-        generator=generator, dtype=dtype,
+        generator=generator, dtype=dtype, engine=engine,
     )
 
 
@@ -113,7 +113,7 @@ def load_model(path: PathLike, dtype: Optional[torch.dtype] = None) -> Tuple[RSN
         raise CorruptFileError(f"{path} has missing or invalid model metadata ({exc}); "
                                "retrain the run (--restart) or restore the file") from None
     dtype = dtype or tensors["w_rec"].dtype
-    net = build_network(n_in, n_out, neurons, cfg.network, cfg.surrogate, dtype=dtype)
+    net = build_network(n_in, n_out, neurons, cfg.network, cfg.surrogate, dtype=dtype, engine=cfg.train.engine)
     state = {k: v.to(dtype) for k, v in tensors.items() if not k.startswith("neurons.")}
     missing = {name for name, _ in net.named_parameters()} - set(state)
     if missing:

@@ -95,12 +95,33 @@ def derive_seeds(seed: int) -> Dict[str, int]:
     return {n: int(c.generate_state(1, dtype=np.uint64)[0] % (2**63 - 1)) for n, c in zip(names, children)}
 
 
+#: keys that change how fast a run goes, not what it computes: left out of the config hash,
+#: so that e.g. ``train.engine`` never moves a run to another directory
+SPEED_ONLY_KEYS = (("train", "engine"),)
+
+
+def _without_speed_keys(d: Any) -> Any:
+    """A resolved config dict without :data:`SPEED_ONLY_KEYS` (for comparing run identities)."""
+    if not isinstance(d, dict):
+        return d
+    d = copy.deepcopy(d)
+    for section, key in SPEED_ONLY_KEYS:
+        if isinstance(d.get(section), dict):
+            d[section].pop(key, None)
+    return d
+
+
 def config_hash(cfg: RunConfig) -> str:
+    """Identity of a run: its resolved config without :data:`SPEED_ONLY_KEYS`. (The fused and
+    reference engines give the same spikes in float64; in float32 a neuron exactly at threshold
+    may round the other way, see :mod:`cognet.core.fused`.)"""
     import hashlib
 
     d = cfg.resolved_dict()
     if d["train"].get("device") == "auto":  # the same computation as the device it resolves to
         d["train"]["device"] = pick_device("auto").type
+    for section, key in SPEED_ONLY_KEYS:
+        d.get(section, {}).pop(key, None)
     blob = json.dumps(d, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
@@ -201,7 +222,7 @@ class Trainer:
         g_init = torch.Generator().manual_seed(self.seeds["init"])
         neurons = neuron_params(cfg.network, np.random.default_rng(self.seeds["init"]))
         self.net = build_network(self.task.n_in, self.task.n_out, neurons, cfg.network, cfg.surrogate,
-                                 generator=g_init, dtype=self.dtype).to(self.device)
+                                 generator=g_init, dtype=self.dtype, engine=tc.engine).to(self.device)
         self.g_train = torch.Generator().manual_seed(self.seeds["train"])
         g_rule = torch.Generator().manual_seed(self.seeds["rule"])
         self.rule = rules.get_rule_class(cfg.rule).from_config(self.net, self.task, cfg, g_rule)
@@ -249,6 +270,8 @@ class Trainer:
             "param_groups": json.dumps(opt_state["param_groups"]), "optim_scalars": json.dumps(scalars),
             "sched": json.dumps(self.sched.state_dict()),
             "stopped_early": "1" if self.stopped_early else "0",
+            # the engine this run's steps ran on: a resumed `auto` run goes on with it (bit-identical resume)
+            "engine": self.engine_used(),
         }
         if self.stop_score is not None:
             meta["stop_score"] = repr(self.stop_score)
@@ -256,6 +279,12 @@ class Trainer:
             meta["best_key"] = json.dumps(list(self.best_key))
             meta["best_iteration"] = str(self.best_iteration)
         save_tensors(path, tensors, meta)
+
+    def engine_used(self) -> str:
+        """``fused`` or ``reference``: the engine the network's forward pass runs on."""
+        from cognet.core.fused import resolve_engine
+
+        return resolve_engine(self.net.engine, torch.device(self.device), self.dtype, self.net.surrogate)
 
     def load_checkpoint(self) -> bool:
         path = self._checkpoint_path()
@@ -288,6 +317,12 @@ class Trainer:
             self.rule.load_state_tensors({k[5:]: v for k, v in tensors.items() if k.startswith("rule.")})
             self.iteration = int(meta["iteration"])
             self.wall_before = float(meta["wall_s"])
+            if self.cfg.train.engine == "auto":
+                # checkpoints from before the fused engine existed ran on the reference engine
+                recorded = meta.get("engine", "reference")
+                if recorded not in ("fused", "reference"):
+                    raise ValueError(f"unknown engine {recorded!r} in the checkpoint")
+                self.net.engine = recorded if recorded == "reference" else "auto"
             self.best = float(meta["best"])
             if self.cfg.train.keep_best and "best_key" in meta:
                 self.best_state = {k: tensors[f"best.{k}"].to(self.device) for k, _ in self.net.named_parameters()}
@@ -343,7 +378,7 @@ class Trainer:
                 old = yaml.safe_load(config_path.read_text())
             except (yaml.YAMLError, RecursionError, UnicodeDecodeError) as exc:
                 raise CorruptFileError(f"{config_path} is not valid YAML ({exc}); restore it or pass --restart") from None
-            if old != resolved:
+            if _without_speed_keys(old) != _without_speed_keys(resolved):
                 raise ConfigError(f"{self.out} already holds a run with a different configuration; "
                                   "choose another --out (nothing was overwritten)")
         if summary_path.exists() and (self.out / "model.safetensors").exists():

@@ -1,0 +1,261 @@
+"""The fused, event-driven engine: the whole LIF/ALIF sequence as one autograd function.
+
+Same equations, same switches and the same order of floating-point operations as the
+reference engine (:func:`cognet.core.functional.simulate`, kept unchanged as the oracle);
+the time loops of the forward and of the backward pass run in C++
+(``fused_kernel.cpp``) instead of the interpreter, so one step costs a few element-wise
+passes over ``[B, N]`` instead of ~10 small autograd ops forward and more backward.
+
+Forward, per step (``zp = z[t-1]``; see :mod:`cognet.core.functional` for the model)::
+
+    rec[b]  = sum_{j : zp[b, j] != 0} zp[b, j] W[:, j]          (event-driven: spiking columns)
+    v, a, z, r as in alif_step;  sd[t] = peak * shape(x / width) * [r[t-1] == 0]
+
+Backward (adjoints ``dv[t] = dL/dv[t]`` etc.; ``f`` = leak-aware factor or 1)::
+
+    gx      = (dL/dz[t]) f sd[t] / v_th
+    dv[t]   = gx + alpha dv[t+1]                 (reset zero: alpha (1 - z[t]) dv[t+1])
+    da[t]   = -beta gx + rho da[t+1]             (ALIF; LIF: a never changes)
+    dL/dz[t-1] += da[t]                          (adaptation path, always kept)
+               + (dv[t] W)                       (unless detach_recurrent: one matmul per step)
+               - v_th dv[t]  | - alpha v[t-1] dv[t]   (unless detach_reset; subtract | zero)
+    dL/dI[t] = dv[t];   dW[:, j] += sum_b dv[t][b] zp[b, j]   (event-driven, from the spikes)
+
+The input projection ``W_in x`` (:func:`project_inputs`) is event-driven the same way: the
+columns of the active inputs, and ``dW_in`` from the same input events (at the task's
+input densities of 2-5 % that is 20-50x less arithmetic than the dense matmul, which at
+``dup-rev``'s 280 inputs was a third of a fused iteration).
+
+Sparse vs dense: the recurrent input and the weight gradient are accumulated from the
+spike lists while at most ``DENSE_THRESHOLD`` of the ``B x N`` entries of ``z[t-1]``
+spiked, and as one matmul (``at::mm``, torch's BLAS and thread count) above it; the
+backward ``dv[t] W`` is always dense (``dv`` is). The threshold was measured with
+``benchmarks/engine_threshold.py`` (see NOTES-engine.md).
+
+Why a C++ extension and not numba: the one dense product per backward step has to run on a
+tuned BLAS; a C++ loop calls torch's own ``at::mm_out`` (MKL here, honouring
+``torch.set_num_threads``) with no interpreter in between, while numba would need scipy's
+BLAS (not installed, its own thread pool) or a hand-written product. The build
+(``torch.utils.cpp_extension.load_inline``, ``-O3 -ffp-contract=off -march=native``) is
+cached under torch's extension directory (``TORCH_EXTENSIONS_DIR``, default
+``~/.cache/torch_extensions``) under a name hashed from the source, the torch version, the
+flags and the CPU's model and instruction-set flags, so it compiles once per machine (about
+45 s of CPU time, 1-2 min on a loaded machine) and loads in a fraction of a second afterwards.
+Vectorised (SIMD) IEEE arithmetic rounds exactly as scalar code; contraction into fused
+multiply-adds is what would change results, and ``-ffp-contract=off`` forbids it.
+
+Exactness: ``-ffp-contract=off`` keeps every product and sum rounded as in torch, so the
+only difference from the reference is the order in which the recurrent sum adds the
+(spiking) columns. In float64 that is ~1e-16 relative and the spikes are identical; in
+float32 a neuron exactly at threshold (within ~1e-7) may flip, which is threshold rounding,
+not a different model. Gradients agree to ~1e-14 relative in float64.
+
+Selection (:func:`resolve_engine`): ``reference`` is the torch code; ``fused`` this engine
+(CPU, float32/float64, the built-in surrogate shapes; anything else is an error);
+``auto`` picks ``fused`` where it applies and ``reference`` otherwise (CUDA, other
+dtypes, a shape the kernel does not know, or a backend that cannot be built: then one
+warning, never a crash). The engine changes speed, not the model, so ``train.engine`` is
+left out of a run's config hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from cognet.core.functional import ALIFState, StepConstants, Trajectory, initial_state
+from cognet.core.surrogate import Surrogate, leak_aware_factor
+
+ENGINES = ("auto", "fused", "reference")
+#: kernel ids of the surrogate shapes (fused_kernel.cpp, shape_fn)
+SHAPE_IDS = {"triangle": 0, "fast-sigmoid": 1, "sigmoid": 2, "exponential": 3, "gaussian": 4, "arctan": 5}
+#: fraction of spiking entries of z[t-1] above which the recurrent input / weight gradient
+#: use one matmul instead of the spike lists (measured, see module docstring)
+DENSE_THRESHOLD = 0.2
+
+_RESET_ZERO, _ADAPTIVE, _REFRACTORY, _RECORD, _KEEP_V = 1, 2, 4, 8, 16
+_DETACH_RESET, _DETACH_REC, _LEAK = 32, 64, 128
+
+_SOURCE = Path(__file__).with_name("fused_kernel.cpp")
+_backend = {"module": None, "error": None, "warned": False}
+
+
+def _cpu_signature() -> str:
+    """The CPU's model and instruction-set flags: part of the build's name, so that a build
+    cache shared between machines never loads code compiled for another CPU (``-march=native``)."""
+    import platform
+
+    sig = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith(("model name", "flags", "Features")):
+                    sig += line
+                    if line.startswith(("flags", "Features")):
+                        break
+    except OSError:
+        pass
+    return sig
+
+
+def load_backend():
+    """The compiled kernel module, building it on first use; raises ``RuntimeError`` if it
+    cannot be built or loaded (the reason in the message)."""
+    if _backend["module"] is not None:
+        return _backend["module"]
+    if _backend["error"] is not None:
+        raise RuntimeError(_backend["error"])
+    try:
+        if os.environ.get("COGNET_NO_FUSED"):
+            raise RuntimeError("disabled by COGNET_NO_FUSED")
+        from torch.utils.cpp_extension import load_inline
+
+        src = _SOURCE.read_text()
+        flags = ["-O3", "-ffp-contract=off", "-march=native"]
+        tag = hashlib.sha256("\0".join([src, torch.__version__, _cpu_signature(), *flags]).encode()).hexdigest()[:12]
+        mod = load_inline(
+            name=f"cognet_fused_{tag}", cpp_sources=[src], functions=["forward", "backward", "project_forward", "project_backward"],
+            extra_cflags=flags, verbose=False,
+        )
+    except Exception as exc:  # any build/load failure: remembered, reported once by auto
+        _backend["error"] = f"fused engine unavailable ({type(exc).__name__}: {str(exc).strip()[:300]})"
+        raise RuntimeError(_backend["error"]) from None
+    _backend["module"] = mod
+    return mod
+
+
+def fused_supported(device: torch.device, dtype: torch.dtype, surrogate: Surrogate) -> Optional[str]:
+    """``None`` if the fused engine applies, else the reason it does not."""
+    if device.type != "cpu":
+        return f"the fused engine runs on CPU only (tensors on {device.type})"
+    if dtype not in (torch.float32, torch.float64):
+        return f"the fused engine supports float32 and float64, not {dtype}"
+    if surrogate.name not in SHAPE_IDS:
+        return f"the fused engine has no kernel for surrogate {surrogate.name!r}"
+    return None
+
+
+def resolve_engine(engine: str, device: torch.device, dtype: torch.dtype, surrogate: Surrogate) -> str:
+    """``"fused"`` or ``"reference"`` for the requested ``engine`` (see the module docstring)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
+    if engine == "reference":
+        return "reference"
+    reason = fused_supported(device, dtype, surrogate)
+    if reason is None:
+        try:
+            load_backend()
+        except RuntimeError as exc:
+            reason = str(exc)
+    if reason is None:
+        return "fused"
+    if engine == "fused":
+        raise ValueError(f"engine 'fused' requested but {reason}")
+    if device.type == "cpu" and not _backend["warned"]:  # CUDA: reference is the plan, not a fallback
+        _backend["warned"] = True
+        warnings.warn(f"cognet: {reason}; using the reference engine", RuntimeWarning, stacklevel=3)
+    return "reference"
+
+
+def _empty(like: torch.Tensor) -> torch.Tensor:
+    return like.new_empty(0)
+
+
+class _FusedALIF(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, currents, w_rec, v0, a0, z0, r0, c, shape_id, width, peak, flags, dense):  # type: ignore[override]
+        mod = load_backend()
+        currents, w_rec = currents.contiguous(), w_rec.contiguous()
+        v0, a0, z0, r0 = (s.detach().contiguous() for s in (v0, a0, z0, r0))
+        z, sd, vall, aall, vT, aT, rT = mod.forward(
+            currents.detach(), w_rec.detach(), v0, a0, z0, r0, c.alpha, c.rho, c.v_th, c.beta, c.n_ref,
+            flags, shape_id, width, peak, dense)
+        factor = _empty(z)
+        if flags & _LEAK:
+            factor = leak_aware_factor(z, c.alpha).contiguous()
+        ctx.save_for_backward(w_rec, z, sd, vall, v0, z0, factor)
+        ctx.c, ctx.flags, ctx.dense = c, flags, dense
+        ctx.mark_non_differentiable(rT)
+        record = bool(flags & _RECORD)
+        return z, (vall if record else _empty(z)), (aall if record else _empty(z)), vT, aT, rT
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gz, gv, ga, gvT, gaT, _gr):  # type: ignore[override]
+        mod = load_backend()
+        w_rec, z, sd, vall, v0, z0, factor = ctx.saved_tensors
+        c, flags = ctx.c, ctx.flags
+
+        def g(x):
+            return _empty(z) if x is None or x.numel() == 0 else x.contiguous()
+
+        di, dw, dv0, da0, dz0 = mod.backward(
+            g(gz), g(gv), g(ga), g(gvT), g(gaT), z, sd, vall, v0, z0, factor, w_rec,
+            c.alpha, c.rho, c.v_th, c.beta, flags, ctx.dense)
+        return di, dw, dv0, da0, dz0, None, None, None, None, None, None, None
+
+
+class _SparseProjection(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x2, w_in):  # type: ignore[override]
+        ctx.save_for_backward(x2)
+        return load_backend().project_forward(x2, w_in.detach().contiguous())
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):  # type: ignore[override]
+        (x2,) = ctx.saved_tensors
+        return None, load_backend().project_backward(x2, g.contiguous())
+
+
+def project_inputs(x: torch.Tensor, w_in: torch.Tensor, dense_threshold: float = DENSE_THRESHOLD) -> torch.Tensor:
+    """``W_in x`` for all steps ``[T, B, n]``: event-driven from the nonzero inputs while at most
+    ``dense_threshold`` of ``x`` is nonzero (and ``x`` needs no gradient), else one matmul.
+
+    The sparse sum adds the active inputs' columns in index order, so ``currents`` can differ
+    from the matmul's in the last bit where more than two inputs are active at once (float32:
+    threshold rounding, see the module docstring; float64: far below any threshold)."""
+    if x.requires_grad or x.numel() == 0 or float(torch.count_nonzero(x)) > dense_threshold * x.numel():
+        return torch.nn.functional.linear(x, w_in)
+    T, B, k = x.shape
+    return _SparseProjection.apply(x.reshape(T * B, k).contiguous(), w_in).view(T, B, -1)
+
+
+def simulate_fused(
+    currents: torch.Tensor,
+    w_rec: torch.Tensor,
+    c: StepConstants,
+    spike_fn: Surrogate,
+    state: Optional[ALIFState] = None,
+    detach_reset: bool = True,
+    detach_recurrent: bool = False,
+    leak_aware: bool = False,
+    record_state: bool = False,
+    dense_threshold: float = DENSE_THRESHOLD,
+) -> Trajectory:
+    """:func:`cognet.core.functional.simulate` on the fused engine (same arguments, same result)."""
+    reason = fused_supported(currents.device, currents.dtype, spike_fn)
+    if reason is not None:
+        raise ValueError(reason)
+    T, B, n = currents.shape
+    if state is None:
+        state = initial_state(B, n, currents.device, currents.dtype)
+    flags = ((_RESET_ZERO if c.reset_zero else 0) | (_ADAPTIVE if c.adaptive else 0)
+             | (_REFRACTORY if c.refractory else 0) | (_RECORD if record_state else 0)
+             | (_DETACH_RESET if detach_reset else 0) | (_DETACH_REC if detach_recurrent else 0)
+             | (_LEAK if leak_aware else 0))
+    if c.reset_zero and not detach_reset:
+        flags |= _KEEP_V
+    z, vall, aall, vT, aT, rT = _FusedALIF.apply(
+        currents, w_rec, state.v, state.a, state.z, state.r, c, SHAPE_IDS[spike_fn.name],
+        float(spike_fn.width), float(spike_fn.peak), flags, float(dense_threshold))
+    return Trajectory(
+        z=z, v=vall if record_state else None, a=aall if record_state else None,
+        final=ALIFState(vT, aT, z[-1], rT),
+    )

@@ -1,0 +1,262 @@
+"""The fused engine against the reference (torch) engine: same spikes, same gradients."""
+
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from cognet.core import fused
+from cognet.core.functional import ALIFState, constants, simulate
+from cognet.core.network import RSNN
+from cognet.core.params import NeuronParams
+from cognet.core.surrogate import SHAPES, Surrogate
+from cognet.training.config import build_config
+
+
+def _params(n, rng, reset, adaptive, refractory):
+    beta = np.where(rng.random(n) < 0.6, rng.uniform(0.05, 0.6, n), 0.0) if adaptive else 0.0
+    return NeuronParams(
+        n=n, reset=reset, tau_mem_ms=tuple(rng.uniform(8, 40, n)), v_th=tuple(rng.uniform(0.6, 1.4, n)),
+        refractory_ms=tuple(rng.integers(0, 4, n).astype(float)) if refractory else 0.0,
+        tau_adapt_ms=tuple(rng.uniform(15, 200, n)), beta=tuple(beta) if adaptive else 0.0,
+    )
+
+
+def _case(seed, reset="subtract", adaptive=True, refractory=True, T=25, B=3, n=9, dtype=torch.float64,
+          state=False):
+    rng = np.random.default_rng(seed)
+    p = _params(n, rng, reset, adaptive, refractory)
+    g = torch.Generator().manual_seed(seed)
+    cur = (torch.rand(T, B, n, generator=g, dtype=dtype) * 1.2 - 0.2).requires_grad_()
+    w = (torch.randn(n, n, generator=g, dtype=dtype) * 0.5).requires_grad_()
+    st = None
+    if state:
+        st = ALIFState(torch.randn(B, n, generator=g, dtype=dtype).requires_grad_(),
+                       torch.rand(B, n, generator=g, dtype=dtype).requires_grad_(),
+                       (torch.rand(B, n, generator=g, dtype=dtype) < 0.3).to(dtype).requires_grad_(),
+                       torch.randint(0, 2, (B, n), generator=g).to(dtype))
+    return p, cur, w, st, g
+
+
+def _run(sim, p, cur, w, st, sur, g_seed, dtype, record, **kw):
+    c = constants(p, dtype=dtype)
+    leaves = [cur, w] + ([st.v, st.a, st.z] if st is not None else [])
+    traj = sim(cur, w, c, sur, st, record_state=record, **kw)
+    g = torch.Generator().manual_seed(g_seed)
+    T, B, n = cur.shape
+    loss = (traj.z * torch.randn(T, B, n, generator=g, dtype=dtype)).sum()
+    loss = loss + (traj.final.v * torch.randn(B, n, generator=g, dtype=dtype)).sum()
+    if c.adaptive:
+        loss = loss + (traj.final.a * torch.randn(B, n, generator=g, dtype=dtype)).sum()
+    if record:
+        loss = loss + (traj.v * torch.randn(T, B, n, generator=g, dtype=dtype)).sum() * 0.1
+        loss = loss + (traj.a * torch.randn(T, B, n, generator=g, dtype=dtype)).sum() * 0.1
+    grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+    return traj, [torch.zeros_like(x) if gr is None else gr for x, gr in zip(leaves, grads)]
+
+
+def _rel(a, b):
+    scale = b.abs().max().item()
+    return (a - b).abs().max().item() / (scale if scale > 0 else 1.0)
+
+
+def _compare(p, cur, w, st, sur, dtype=torch.float64, record=False, dense=fused.DENSE_THRESHOLD, tol=1e-10, **kw):
+    ref, g_ref = _run(simulate, p, cur, w, st, sur, 1, dtype, record, **kw)
+    fus, g_fus = _run(lambda *a, **k: fused.simulate_fused(*a, dense_threshold=dense, **k),
+                      p, cur, w, st, sur, 1, dtype, record, **kw)
+    assert torch.equal(ref.z, fus.z), f"{int((ref.z != fus.z).sum())} spikes differ"
+    rate = ref.z.mean().item()
+    assert 0.02 < rate < 0.8, f"test network should spike sometimes, not always (rate {rate})"
+    assert torch.equal(ref.final.r, fus.final.r)
+    torch.testing.assert_close(fus.final.v, ref.final.v, rtol=1e-12, atol=1e-12)
+    if record:
+        torch.testing.assert_close(fus.v, ref.v, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(fus.a, ref.a, rtol=1e-12, atol=1e-12)
+    for name, a, b in zip(["currents", "w_rec", "v0", "a0", "z0"], g_fus, g_ref):
+        assert b.abs().max() > 0 or name not in ("currents", "w_rec"), f"reference gradient of {name} is all zero"
+        assert _rel(a, b) <= tol, f"gradient of {name}: relative error {_rel(a, b):.3g}"
+    return ref
+
+
+SWITCHES = list(itertools.product(["subtract", "zero"], [False, True], [False, True], [False, True],
+                                  [False, True], [False, True]))
+
+
+@pytest.mark.parametrize("reset,adaptive,refractory,detach_reset,detach_recurrent,leak_aware", SWITCHES)
+def test_fused_equals_reference_float64(reset, adaptive, refractory, detach_reset, detach_recurrent, leak_aware):
+    seed = SWITCHES.index((reset, adaptive, refractory, detach_reset, detach_recurrent, leak_aware))
+    p, cur, w, st, _ = _case(seed, reset, adaptive, refractory, state=True)
+    ref = _compare(p, cur, w, st, Surrogate(), detach_reset=detach_reset, detach_recurrent=detach_recurrent,
+                   leak_aware=leak_aware)
+    if refractory:  # the refractory period really held some spikes back
+        free = simulate(cur.detach(), w.detach(), constants(p.replace(refractory_ms=0.0), dtype=torch.float64),
+                        Surrogate(), ALIFState(*(s.detach() for s in st)))
+        assert not torch.equal(free.z, ref.z)
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_every_surrogate_shape(name):
+    p, cur, w, st, _ = _case(100 + sorted(SHAPES).index(name), "subtract", True, True)
+    _compare(p, cur, w, st, Surrogate.make(name, width=0.7, peak=0.4), detach_reset=False)
+
+
+@pytest.mark.parametrize("T,B,n", [(1, 1, 1), (2, 1, 3), (5, 2, 1)])
+def test_tiny_shapes(T, B, n):
+    p, cur, w, st, _ = _case(40 + T + n, "zero", True, True, T=T, B=B, n=n, state=True)
+    with torch.no_grad():
+        cur.mul_(3.0)  # make them spike
+    ref, g_ref = _run(simulate, p, cur, w, st, Surrogate(), 1, torch.float64, True, detach_reset=False)
+    fus, g_fus = _run(fused.simulate_fused, p, cur, w, st, Surrogate(), 1, torch.float64, True, detach_reset=False)
+    assert torch.equal(ref.z, fus.z) and torch.equal(ref.final.r, fus.final.r)
+    for a, b in zip(g_fus, g_ref):
+        assert _rel(a, b) <= 1e-10
+
+
+@pytest.mark.parametrize("dense", [0.0, 1.0])
+def test_sparse_and_dense_paths_and_recorded_state(dense):
+    # dense = 0: every step's recurrent input and weight gradient as a matmul; 1: always from spike lists
+    p, cur, w, st, _ = _case(7, "zero", True, True, state=True)
+    _compare(p, cur, w, st, Surrogate(), record=True, dense=dense, detach_reset=False)
+
+
+def test_float32_spikes_identical_and_gradients_close():
+    p, cur, w, st, _ = _case(11, "subtract", True, True, T=120, B=8, n=48, dtype=torch.float32)
+    ref, g_ref = _run(simulate, p, cur, w, None, Surrogate(), 1, torch.float32, False)
+    fus, g_fus = _run(fused.simulate_fused, p, cur, w, None, Surrogate(), 1, torch.float32, False)
+    assert torch.equal(ref.z, fus.z)
+    for a, b in zip(g_fus[:2], g_ref[:2]):
+        assert _rel(a, b) < 1e-4
+
+
+def _rsnn_pair(density, dtype, T=60, B=4, n_in=30, n=20, record=False):
+    rng = np.random.default_rng(3)
+    p = NeuronParams.mixed(n=n, alif_fraction=0.5, beta=0.3, tau_adapt_ms=(20, 200), rng=rng, refractory_ms=2.0)
+    x = (torch.rand(T, B, n_in, generator=torch.Generator().manual_seed(0)) < density).to(dtype)
+    windows = [(T // 2, T // 2 + 10), (T - 10, T)]
+    out = {}
+    for engine in ("reference", "fused"):
+        net = RSNN(n_in, p, 3, generator=torch.Generator().manual_seed(5), dtype=dtype, engine=engine,
+                   input_scale=6.0, detach_reset=False)
+        o = net(x, windows, record_state=record)
+        o.logits.pow(2).sum().add(o.z.sum() * 0.01).backward()
+        out[engine] = (o, {k: q.grad.clone() for k, q in net.named_parameters()}, net)
+    return out
+
+
+@pytest.mark.parametrize("density", [0.1, 0.5])  # event-driven and dense input projection
+def test_rsnn_engines_same_logits_and_parameter_gradients(density):
+    out = _rsnn_pair(density, torch.float64)
+    (o_r, g_r, _), (o_f, g_f, _) = out["reference"], out["fused"]
+    assert torch.equal(o_r.z, o_f.z) and 0.01 < float(o_r.z.detach().mean()) < 0.5
+    torch.testing.assert_close(o_f.logits, o_r.logits, rtol=1e-12, atol=1e-12)
+    for k in g_r:
+        assert _rel(g_f[k], g_r[k]) <= 1e-10, k
+    assert g_f["w_rec"].diagonal().abs().max() == 0  # the self-connection mask still holds
+
+
+def test_float32_rsnn_differences_are_threshold_rounding():
+    # float32 with the event-driven input projection (inputs summed in another order than the
+    # matmul): any spike that differs first must sit at threshold within float32 rounding
+    out = _rsnn_pair(0.15, torch.float32, T=200, B=16, n_in=60, n=64, record=True)
+    (o_r, g_r, net), (o_f, g_f, _) = out["reference"], out["fused"]
+    assert float(o_r.z.detach().mean()) > 0.01
+    diff = (o_r.z != o_f.z).reshape(o_r.z.shape[0], -1).any(1).nonzero()
+    if len(diff):
+        t = int(diff[0])
+        c = net.consts
+        x = (o_r.trajectory.v[t] - c.v_th - c.beta * o_r.trajectory.a[t]) / c.v_th
+        where = o_r.z[t] != o_f.z[t]
+        assert x[where].abs().max() < 1e-5, "a spike differs away from threshold"
+    else:  # identical: gradients then agree to float32 rounding
+        for k in g_r:
+            assert _rel(g_f[k], g_r[k]) < 1e-4, k
+
+
+def test_engine_selection(monkeypatch):
+    sur = Surrogate()
+    cpu = torch.device("cpu")
+    assert fused.resolve_engine("auto", cpu, torch.float32, sur) == "fused"
+    assert fused.resolve_engine("reference", cpu, torch.float32, sur) == "reference"
+    assert fused.resolve_engine("auto", torch.device("cuda"), torch.float32, sur) == "reference"
+    monkeypatch.setitem(fused._backend, "warned", False)
+    with pytest.warns(RuntimeWarning, match="float16"):
+        assert fused.resolve_engine("auto", cpu, torch.float16, sur) == "reference"
+    with pytest.raises(ValueError, match="CPU only"):
+        fused.resolve_engine("fused", torch.device("cuda"), torch.float32, sur)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        fused.resolve_engine("fast", cpu, torch.float32, sur)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        RSNN(2, NeuronParams(n=3), 1, engine="fast")
+    # a backend that cannot be built: auto warns once and runs the reference engine
+    monkeypatch.setitem(fused._backend, "module", None)
+    monkeypatch.setitem(fused._backend, "error", "fused engine unavailable (test)")
+    monkeypatch.setitem(fused._backend, "warned", False)
+    net = RSNN(2, NeuronParams(n=3), 1)
+    x = torch.ones(5, 1, 2)
+    with pytest.warns(RuntimeWarning, match="fused engine unavailable"):
+        net(x, [(0, 5)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net(x, [(0, 5)])  # no second warning
+    with pytest.raises(ValueError, match="unavailable"):
+        RSNN(2, NeuronParams(n=3), 1, engine="fused")(x, [(0, 5)])
+
+
+def test_train_engine_key_validated_and_not_hashed():
+    from cognet.training.trainer import config_hash
+
+    base = build_config(task="dup-rev")
+    # hashes of runs made before the key existed (runs keep their directories)
+    assert config_hash(build_config()) == "2a6abd2d5a"
+    assert config_hash(base) == "071434369d"
+    for engine in ("fused", "reference"):
+        assert config_hash(build_config(task="dup-rev", sets=[f"train.engine={engine}"])) == "071434369d"
+    from cognet.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train.engine"):
+        build_config(sets=["train.engine=fast"])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_readout_matmul_equals_einsum(dtype):
+    # RSNN.readout computes M @ z as one matmul; it must give einsum's numbers bit for bit
+    # (runs made before keep their results)
+    net = RSNN(3, NeuronParams(n=24), 4, dtype=dtype)
+    g = torch.Generator().manual_seed(2)
+    for T, B, windows in [(200, 16, [(190, 200)]), (120, 5, [(10, 30), (50, 70), (100, 120)])]:
+        z = (torch.rand(T, B, 24, generator=g) < 0.05).to(dtype).requires_grad_()
+        M = net.readout_weights(windows, T)
+        expected = torch.nn.functional.linear(torch.einsum("wt,tbn->wbn", M, z), net.w_out, net.b_out)
+        got = net.readout(z, windows)
+        assert torch.equal(got, expected)
+        G = torch.randn(got.shape, generator=g, dtype=dtype)
+        assert torch.equal(torch.autograd.grad(got, z, G)[0], torch.autograd.grad(expected, z, G)[0])
+
+
+def test_default_run_files_do_not_mention_the_engine_and_resume_on_the_recorded_engine(tmp_path, tiny_sets):
+    """config.yaml of a default run is what it was before the engine key existed; a checkpoint
+    records the engine its steps ran on, and a resumed `auto` run goes on with it (a checkpoint
+    from before the fused engine existed resumes on the reference engine)."""
+    import yaml
+
+    from cognet.training import Trainer, build_config
+    from cognet.training.io import load_tensors, save_tensors
+
+    out = tmp_path / "run"
+    cfg = build_config(task="xor", sets=tiny_sets)
+    tr = Trainer(cfg, out_dir=out, progress=False)
+    tr.run()
+    assert "engine" not in yaml.safe_load((out / "config.yaml").read_text())["train"]
+    tensors, meta = load_tensors(out / "checkpoint.safetensors")
+    assert meta["engine"] == tr.engine_used()
+    # an old checkpoint: no engine recorded
+    del meta["engine"]
+    save_tensors(out / "checkpoint.safetensors", tensors, meta)
+    again = Trainer(cfg, out_dir=out, progress=False)
+    assert again.load_checkpoint()
+    assert again.net.engine == "reference"
+    # the same run directory is accepted with an explicit engine (speed only, not identity)
+    explicit = build_config(task="xor", sets=[*tiny_sets, "train.engine=reference"])
+    assert Trainer(explicit, out_dir=out, progress=False).run()["resumed"] == "already complete"
