@@ -38,7 +38,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from cognet.training.config import ConfigError
 from cognet.training.io import atomic_write, write_json
-from cognet.experiments.sweep import SlurmOptions, aggregate, execute, grid, make_runs, markdown_table, mean_std, write_csv, write_manifest
+from cognet.experiments.sweep import NO_RESULT, SlurmOptions, aggregate, execute, grid, make_runs, markdown_table, mean_std, write_csv, write_manifest
 
 TOL = 0.02
 GRIDS = ("small", "full")
@@ -545,7 +545,7 @@ def write_results(exp: Experiment, rows: List[Dict[str, Any]], an: Analysis, out
     write_json(paths["json"], {"experiment": exp.name, "claim": exp.claim, "verdict": an.sentence,
                                "numbers": an.numbers, **meta, "table": an.table, "runs": rows})
     write_csv(paths["csv"], rows, cols)
-    failed = [r for r in rows if r["status"] == "error"]
+    failed = [r for r in rows if r["status"] in NO_RESULT]
     md = [f"# Experiment `{exp.name}`", "", f"Claim: {exp.claim}.", "", f"**Measured:** {an.sentence}", "",
           f"Grid `{meta['grid']}`, {meta['n_runs']} runs; accuracy = held-out {', '.join(sorted({r['metric'] for r in rows}))}"
           " on the test trials (mean and sd over seeds; diverged runs count as chance).", "",
@@ -554,7 +554,7 @@ def write_results(exp: Experiment, rows: List[Dict[str, Any]], an: Analysis, out
         md += ["Runs that failed with an error (excluded; re-run the experiment to retry):", ""]
         md += [f"- `{r['run_dir']}`: {r['error'].splitlines()[0]}" for r in failed] + [""]
     atomic_write(paths["md"], "\n".join(md))
-    ok = [r for r in rows if r["status"] != "error"]
+    ok = [r for r in rows if r["status"] not in NO_RESULT]
     if ok:
         import io as _io
 
@@ -577,7 +577,7 @@ def run_experiment(name: str, opts: Options, log: Optional[Callable[[str], None]
     rows = execute(runs, opts.executor, opts.jobs, out / "slurm", opts.retry_failed, opts.slurm, say)
     for r, run in zip(rows, runs):
         r.update(run.labels)
-    ok = [r for r in rows if r["status"] != "error"]
+    ok = [r for r in rows if r["status"] not in NO_RESULT]
     if not ok:
         raise RuntimeError(f"every run of {name} failed; first error: {rows[0].get('error', '?')}")
     an = exp.analyse(ok, opts)
