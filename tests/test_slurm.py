@@ -166,7 +166,7 @@ def test_cancelled_and_killed_jobs_resume_to_identical_weights(cluster, tmp_path
     rows = sweep.execute(runs, "slurm", folder=tmp_path / "submitit", slurm=_opts())
     assert [r["status"] for r in rows] == ["resumed", "resumed"], [r.get("error") for r in rows]
     ref = _runs(tmp_path / "ref", (0, 1), LONG_ITERS)
-    sweep.execute(ref)
+    sweep.execute(ref, jobs=2)  # uninterrupted, locally
     for r, f in zip(runs, ref):
         assert read_json(r.run_dir / "summary.json")["resumed_from_iteration"] >= 5
         assert not (r.run_dir / sweep.RUNNING_FILE).exists()
@@ -192,7 +192,10 @@ def test_diverging_run_marked_failed_others_finish(cluster, tmp_path):
 
 # -- (d) cancelled pending and vanished jobs: a clear status, never a hang ----------------------------
 def test_cancelled_pending_and_vanished_jobs_are_detected(cluster, tmp_path):
-    runs = _runs(tmp_path / "slurm", (0, 1, 2), LONG_ITERS)
+    # task 0 runs long enough to be seen running, task 1 is short, task 2 is cancelled while pending
+    its = {0: LONG_ITERS, 1: 20, 2: LONG_ITERS}
+    runs = sweep.make_runs([{"seed": k} for k in its], lambda p: {"seed": p["seed"], "train.iterations": its[p["seed"]]},
+                           tmp_path / "slurm", task="add", base_sets=TINY)
     sweep.write_manifest(tmp_path / "sweep.json", "sweep", runs, {})
     # one task at a time: tasks 1 and 2 wait in the queue
     join = _in_thread(sweep.execute, runs, "slurm", folder=tmp_path / "submitit", slurm=_opts(array_parallelism=1))

@@ -32,8 +32,9 @@ def _slurm(partition, time_min):
 @click.argument("name", type=click.Choice(["surrogate-scale", "reset-gradient", "leak-aware", "rules", "sparse"]))
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="experiment folder (default runs/experiments/NAME)")
-@click.option("--grid", "grid_", type=click.Choice(["small", "full"]), default="small", show_default=True,
-              help="small: few levels, 1000 iterations; full: more levels and seeds, the task's own budget")
+@click.option("--grid", "grid_", type=click.Choice(["small", "full", "paper"]), default="small", show_default=True,
+              help="small: 5 seeds on add, 1000 iterations; full: more levels, every task, the task's own budget; "
+                   "paper: 10 seeds on the tasks the claim is about, 2000 iterations (prints its estimate first)")
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="seeds 0..N-1 (default: per experiment)")
 @click.option("--iterations", type=click.IntRange(min=1), default=None,
               help="training iterations per run (default: 1000 on the small grid)")
@@ -44,10 +45,11 @@ def _slurm(partition, time_min):
               help="YAML config applied to every run")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a config key in every run")
 @click.option("--retry-failed", is_flag=True, help="train runs recorded as diverged again")
+@click.option("--no-estimate", is_flag=True, help="do not measure and print the time estimate first")
 @_executor_options
 @click.option("--json", "as_json", is_flag=True, help="print the result as one JSON object")
 def experiment_cmd(name, out, grid_, seeds, iterations, tasks_, scale_param, config_file, sets, retry_failed,
-                   jobs, executor, partition, time_min, as_json) -> None:
+                   no_estimate, jobs, executor, partition, time_min, as_json) -> None:
     """Run a seed-paper claim as a sweep; write a table, a figure and a measured verdict.
 
     \b
@@ -64,11 +66,13 @@ def experiment_cmd(name, out, grid_, seeds, iterations, tasks_, scale_param, con
     opts = Options(out=Path(out or f"runs/experiments/{name}"), grid=grid_, seeds=seeds, iterations=iterations,
                    tasks=tasks_, sets=sets, config_file=config_file, jobs=jobs, executor=executor,
                    retry_failed=retry_failed, scale_param=scale_param, slurm=_slurm(partition, time_min))
-    log = (lambda s: click.echo(s, err=True)) if as_json else click.echo
+    bar = _RunBar(as_json)
     try:
-        res = run_experiment(name, opts, log)
+        res = run_experiment(name, opts, bar.log, progress=bar.progress, estimate_first=not no_estimate)
     except _user_errors() + (RuntimeError,) as exc:
+        bar.close()
         _fail(exc)
+    bar.close()
     from cognet.experiments.sweep import markdown_table
 
     emit({k: v for k, v in res.items() if k not in ("columns", "headers")}, as_json,

@@ -656,9 +656,18 @@ def mean_std(values: Sequence[float]) -> tuple:
     return m, s, len(vals)
 
 
+def _t_half(sd: float, n: int) -> float:
+    if n < 2:
+        return math.nan
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+
+
 def aggregate(rows: Sequence[Mapping[str, Any]], by: Sequence[str],
               values: Sequence[str] = ("accuracy", "mean_rate_hz", "iterations", "wall_s")) -> List[Dict[str, Any]]:
-    """Group ``rows`` by the keys ``by`` (first-seen order) and give mean, std and n of ``values``."""
+    """Group ``rows`` by the keys ``by`` (first-seen order) and give mean, std, the half-width
+    of the 95 % t confidence interval of the mean (``_ci95``) and n of ``values``."""
     groups: Dict[tuple, List[Mapping[str, Any]]] = {}
     for r in rows:
         groups.setdefault(tuple(r.get(k) for k in by), []).append(r)
@@ -666,8 +675,10 @@ def aggregate(rows: Sequence[Mapping[str, Any]], by: Sequence[str],
     for key, rs in groups.items():
         g: Dict[str, Any] = dict(zip(by, key))
         for v in values:
-            m, s, n = mean_std([r.get(v, math.nan) for r in rs])
+            vals = [r.get(v, math.nan) for r in rs]
+            m, s, n = mean_std(vals)
             g[f"{v}_mean"], g[f"{v}_std"] = m, s
+            g[f"{v}_ci95"] = _t_half(s, n)  # half-width of the 95 % t interval of the mean (nan below 2)
         g["n"] = len(rs)
         g["diverged"] = sum(1 for r in rs if str(r.get("status", "")).startswith("diverged"))
         out.append(g)
