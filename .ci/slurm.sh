@@ -53,6 +53,11 @@ install_packages() {
 write_conf() {
     local host cpus mem
     host=$(hostname -s)
+    # slurmctld and slurmd must resolve the node name (fresh containers sometimes cannot)
+    if ! getent hosts "$host" >/dev/null; then
+        say "$host does not resolve; adding '127.0.0.1 $host' to /etc/hosts"
+        echo "127.0.0.1 $host" >>/etc/hosts
+    fi
     cpus=$(nproc)
     ((cpus > 2)) && cpus=2
     mem=$(slurmd -C 2>/dev/null | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' | head -1)

@@ -231,6 +231,8 @@ def test_tiny_experiment_end_to_end(tmp_path):
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     assert "4 runs (0 errors)" in res.output
+    assert "estimate: 4 runs x 10 iterations x " in res.output and "s/iteration" in res.output
+    assert "4/4" in res.stderr and "runs:" in res.stderr  # the progress bar over runs, on stderr
     data = json.loads((out / "results.json").read_text())
     assert len(data["runs"]) == 4 and len(data["table"]) == 4
     assert data["verdict"].startswith("Held-out accuracy add:")

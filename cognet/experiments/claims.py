@@ -372,9 +372,15 @@ def _line_panels(rows, table, series_key: str, labels: Mapping[Any, str], x_key:
         ax.set_ylabel(_metric_label(rows))
         ax.set_title(f"{task}: {title}")
         ax.legend(fontsize=8)
+    _ci_caption(fig)
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
+
+
+def _ci_caption(fig) -> None:
+    fig.text(0.01, 0.005, "mean over seeds; error bars: 95 % t CI of the mean; dots: single seeds", fontsize=7,
+             color="0.3", ha="left", va="bottom")
 
 
 def _ci(g: Mapping[str, Any], value: str) -> float:
@@ -417,6 +423,7 @@ def _bar_plot(rows, groups: Sequence[str], key: str, labels: Mapping[Any, str], 
     ax.set_ylim(0, 1.05)
     ax.set_title(title)
     ax.legend(fontsize=8, loc="lower right")
+    _ci_caption(fig)
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
@@ -626,6 +633,7 @@ class Sparse(Experiment):
         a1.set_ylabel(_metric_label(rows))
         a2.set_ylabel("measured mean rate (Hz)")
         _log_ticks(a2, xs, "y")
+        _ci_caption(fig)
         a1.set_title("accuracy vs sparsity")
         a2.set_title("measured vs target rate")
         fig.tight_layout()
