@@ -399,3 +399,41 @@ def test_real_seconds_per_iteration_is_positive_and_writes_nothing(tmp_path):
     spi, ev = sweep.seconds_per_iteration(runs[0].cfg, steps=1)
     assert 0 < spi < 60 and 0 < ev < 60
     assert not runs[0].run_dir.exists()
+
+
+@pytest.mark.slow
+def test_local_sweep_resumes_after_sigkill_to_identical_weights(tmp_path):
+    """A real kill -9 of a local `cognet sweep` process mid-run; re-running the sweep resumes it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from cognet.training.io import load_tensors
+
+    sets = ["network.n_rec=20", "train.batch_size=8", "train.iterations=80", "train.eval_every=10",
+            "train.eval_trials=32", "train.checkpoint_every=5"]
+    cmd = [sys.executable, "-m", "cognet", "sweep", "--axis", "task=add", "--axis", "seed=0", "--out",
+           str(tmp_path / "sw"), "--no-estimate"] + [a for s in sets for a in ("--set", s)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    (run,) = sweep.make_runs([{"task": "add", "seed": 0}], dict, tmp_path / "sw" / "runs", base_sets=sets)
+    t0 = time.monotonic()
+    while (sweep._checkpoint_iteration(run.run_dir) or 0) < 5:
+        assert proc.poll() is None, "the sweep ended before its first checkpoint"
+        assert time.monotonic() - t0 < 120
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    assert sweep.run_state(run.run_dir) == "partial", "the run finished before the kill; raise train.iterations"
+    status, detail = sweep.run_status(run.run_dir)
+    assert status == "pending" and "interrupted" in detail  # running.json names a dead pid
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert json.loads((run.run_dir / "summary.json").read_text())["resumed_from_iteration"] >= 5
+    (ref,) = sweep.make_runs([{"task": "add", "seed": 0}], dict, tmp_path / "ref", base_sets=sets)
+    sweep.execute([ref])
+    a, b = load_tensors(run.run_dir / "model.safetensors")[0], load_tensors(ref.run_dir / "model.safetensors")[0]
+    assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
