@@ -274,7 +274,7 @@ def execute(runs: Sequence[SweepRun], executor: str = "local", jobs: int = 1, fo
     say(f"{len(runs)} runs: {len(runs) - len(todo)} already done, {len(todo)} to run "
         f"({executor}{f', {jobs} jobs' if executor == 'local' and jobs > 1 else ''})")
     if estimate_first and todo:
-        par = jobs if executor == "local" else (slurm or SlurmOptions()).array_parallelism
+        par = jobs if executor == "local" else _slurm_parallel(slurm or SlurmOptions())
         say(estimate([runs[i] for i in todo], parallel=par)["text"])
     args = [(runs[i].config_dict(), str(runs[i].run_dir), retry_failed) for i in todo]
     tick = progress or (lambda d, n: None)
@@ -312,6 +312,18 @@ def execute(runs: Sequence[SweepRun], executor: str = "local", jobs: int = 1, fo
         wait_slurm(jobs_, [a[:2] for a in args], lambda j, row: done(next(count), todo[j], row, t0),
                    poll_s=opts.poll_s, unreachable_s=opts.unreachable_s)
     return [r for r in rows if r is not None]
+
+
+def _slurm_parallel(opts: SlurmOptions) -> int:
+    """How many array tasks can run at once: the array limit, or fewer if the cluster (``sinfo``:
+    CPUs of the partition) has fewer CPUs for ``cpus_per_task`` each."""
+    cmd = ["sinfo", "-h", "-o", "%C"] + (["-p", opts.partition] if opts.partition else [])
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=SLURM_CMD_TIMEOUT_S).stdout.split()
+        total = sum(int(x.split("/")[3]) for x in out)  # allocated/idle/other/total
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
+        return opts.array_parallelism
+    return max(1, min(opts.array_parallelism, total // max(1, opts.cpus_per_task))) if total else opts.array_parallelism
 
 
 def _require_submitit():
