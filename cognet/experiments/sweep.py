@@ -550,6 +550,10 @@ def sweep_status(folder: Path) -> Dict[str, Any]:
     runs = data.get("runs")
     if not isinstance(runs, list):
         raise ValueError(f"{manifest}: no list of runs")
+    for r in runs:  # a relative run_dir is relative to where the sweep ran; else look under <folder>/runs
+        rd = Path(r["run_dir"])
+        if not rd.is_absolute() and not rd.exists() and (folder / "runs" / rd.name).exists():
+            r["run_dir"] = str(folder / "runs" / rd.name)
     job_ids = []
     for r in runs:
         marker = Path(r["run_dir"]) / RUNNING_FILE
