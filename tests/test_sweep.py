@@ -324,7 +324,23 @@ def test_verdicts_carry_ci_test_and_effect_size():
     # the same spread around a clear +0.1: the interval excludes 0 -> supported
     rows = _rows([{"derivative": d, "seed": s, "accuracy": 0.7 + (0.1 + noise[s] if d == "leak-aware" else 0.0)}
                   for d in ("plain", "leak-aware") for s in range(5)])
-    assert "helps here, supporting Lee" in le.analyse(rows, opts).verdict
+    an = le.analyse(rows, opts)
+    assert "helps here, supporting Lee" in an.verdict
+    import io
+
+    import matplotlib.figure
+
+    saved = []
+    orig = matplotlib.figure.Figure.savefig
+    matplotlib.figure.Figure.savefig = lambda fig, *a, **k: (saved.append(fig), orig(fig, *a, **k))[1]
+    try:
+        buf = io.BytesIO()
+        le.plot(rows, an, buf)
+    finally:
+        matplotlib.figure.Figure.savefig = orig
+    assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
+    bars, diffs = saved[0].axes  # accuracy per setting, and the seed-paired differences with their CI
+    assert "paired difference" in diffs.get_ylabel() and len(diffs.collections) >= 1
     ru = EXPERIMENTS["rules"]
     rows = _rows([{"rule": r, "seed": s, "accuracy": a + (noise[s] if r != "bptt" else 0)}
                   for r, a in (("bptt", 0.95), ("eprop-random", 0.93), ("eprop-symmetric", 0.5)) for s in range(5)])

@@ -401,7 +401,11 @@ def with_ci_column(an: Analysis) -> Analysis:
 def _bar_plot(rows, groups: Sequence[str], key: str, labels: Mapping[Any, str], title: str, path: Path) -> None:
     plt = _plt()
     tasks_ = list(dict.fromkeys(r["task"] for r in rows))
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.6 * len(groups) * len(tasks_)), 4))
+    paired = len(groups) >= 2
+    w = max(4.5, 1.6 * len(groups) * len(tasks_))
+    fig, axs = plt.subplots(1, 2 if paired else 1, figsize=(w + (4.0 if paired else 0.0), 4), squeeze=False,
+                            gridspec_kw={"width_ratios": [w, 4.0] if paired else [1]})
+    ax = axs[0][0]
     width = 0.8 / len(groups)
     for j, gval in enumerate(groups):
         xs, ms, ss = [], [], []
@@ -423,10 +427,36 @@ def _bar_plot(rows, groups: Sequence[str], key: str, labels: Mapping[Any, str], 
     ax.set_ylim(0, 1.05)
     ax.set_title(title)
     ax.legend(fontsize=8, loc="lower right")
+    if paired:
+        _paired_panel(axs[0][1], rows, groups, key, labels, tasks_)
     _ci_caption(fig)
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
+
+
+def _paired_panel(ax, rows, groups: Sequence[str], key: str, labels: Mapping[Any, str], tasks_: Sequence[str]) -> None:
+    """Seed-paired differences of each group against the first (one dot per task and seed),
+    with the mean and its 95 % t CI, and the +-TOL band that counts as no practical difference."""
+    base = groups[0]
+    for j, g in enumerate(groups[1:]):
+        for i, task in enumerate(tasks_):
+            d = per_seed_diffs([r for r in rows if r["task"] == task], key, g, base)
+            if not d:
+                continue
+            x = j + (i - (len(tasks_) - 1) / 2) * (0.8 / len(tasks_))
+            st = pstats.paired_stats(d)
+            ax.scatter([x] * len(d), d, color="k", s=10, zorder=3)
+            half = 0.0 if math.isnan(st["ci_high"]) else st["ci_high"] - st["mean"]
+            ax.errorbar([x], [st["mean"]], yerr=[half], fmt="o", color="C3", capsize=4, zorder=4,
+                        label="mean, 95 % CI" if i == 0 and j == 0 else None)
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.axhspan(-TOL, TOL, color="0.85", zorder=0, label=f"+-{TOL}")
+    ax.set_xticks(range(len(groups) - 1))
+    ax.set_xticklabels([f"{labels.get(g, g)}\n- {labels.get(base, base)}" for g in groups[1:]], fontsize=8)
+    ax.set_ylabel("paired difference (same seed)")
+    ax.set_title("seed-paired differences" + (f" ({', '.join(tasks_)})" if len(tasks_) > 1 else ""))
+    ax.legend(fontsize=7)
 
 
 class LeakAware(Experiment):
