@@ -166,7 +166,8 @@ def test_no_clear_difference_wording():
 
 def test_paired_verdict_needs_more_than_noise():
     assert paired_verdict([0.1, 0.12, 0.09])[2] == 1
-    assert paired_verdict([-0.1, -0.12])[2] == -1
+    assert paired_verdict([-0.1, -0.12, -0.11])[2] == -1
+    assert paired_verdict([-0.1, -0.12])[2] == 0  # two seeds: t(1) = -11 is p = 0.058, not shown
     assert paired_verdict([0.3, -0.25, 0.2, -0.3])[2] == 0  # big but inconsistent differences
     assert paired_verdict([0.01, 0.015])[2] == 0  # below the tolerance
     assert math.isnan(paired_verdict([])[0])
@@ -230,6 +231,8 @@ def test_tiny_experiment_end_to_end(tmp_path):
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     assert "5 runs (0 errors)" in res.output
+    assert "estimate: 5 runs x 10 iterations x " in res.output and "s/iteration" in res.output
+    assert "5/5" in res.stderr and "runs:" in res.stderr  # the progress bar over runs, on stderr
     data = json.loads((out / "results.json").read_text())
     assert len(data["runs"]) == 5 and len(data["table"]) == 5
     assert data["verdict"].startswith("Held-out accuracy add:")
@@ -273,3 +276,180 @@ def test_reproduce_table_with_brian2_hook(tmp_path, monkeypatch):
     assert len(calls) == 1  # the cached Brian2 result is reused
     with pytest.raises(ConfigError, match="none of the rules"):
         reproduce(tmp_path, rules_=("nope",), tasks_=("add",), sets=sets)
+
+
+# -- paired statistics ----------------------------------------------------------------------------------
+def test_paired_stats_match_scipy_and_hand_values():
+    from scipy import stats as sst
+
+    from cognet.experiments import stats
+
+    d = [0.05, 0.02, 0.04, 0.01, 0.03]  # mean 0.03, sd sqrt(0.001 / 4) = 0.0158
+    st = stats.paired_stats(d)
+    m, sd = sum(d) / 5, float(__import__("numpy").std(d, ddof=1))
+    assert st["n"] == 5 and st["df"] == 4 and st["mean"] == pytest.approx(m) and st["sd"] == pytest.approx(sd)
+    half = sst.t.ppf(0.975, 4) * sd / math.sqrt(5)
+    assert (st["ci_low"], st["ci_high"]) == (pytest.approx(m - half), pytest.approx(m + half))
+    ref = sst.ttest_rel([0.5 + x for x in d], [0.5] * 5)  # the paired t-test on the two arms
+    assert st["t"] == pytest.approx(ref.statistic) and st["p"] == pytest.approx(ref.pvalue)
+    assert st["d_z"] == pytest.approx(m / sd)
+    assert stats.decide(st, 0.02) == {"sign": 1, "kind": "effect"}  # p = 0.013, mean 0.03 >= 0.02
+    assert stats.decide(st, 0.05)["kind"] == "small"  # clear, but below a 0.05 tolerance
+    text = stats.describe(st)  # half-width t(0.975, 4) 2.776 x 0.00707 = 0.0196; t = 0.03 / 0.00707
+    assert "95 % CI +0.010 to +0.050" in text and "t(4) = 4.243" in text and "p = 0.013" in text
+    assert "d_z = 1.897" in text
+    st = stats.paired_stats([0.05, 0.02, 0.04, -0.01, 0.03])  # one seed the other way: CI includes 0
+    assert st["ci_low"] < 0 < st["ci_high"] and stats.decide(st, 0.02)["kind"] == "inconclusive"
+    assert stats.decide(stats.paired_stats([0.004, 0.006, 0.005, 0.005]), 0.02)["kind"] == "small"
+    assert stats.decide(stats.paired_stats([0.004, -0.003, 0.002, -0.001, 0.0]), 0.02)["kind"] == "equivalent"
+    assert stats.decide(stats.paired_stats([0.3, -0.25, 0.2, -0.3]), 0.02)["kind"] == "inconclusive"
+    one = stats.paired_stats([0.1])
+    assert math.isnan(one["ci_low"]) and stats.decide(one, 0.02)["kind"] == "one-seed"
+    assert "one seed" in stats.describe(one)
+    flat = stats.paired_stats([0.1, 0.1, 0.1])
+    assert flat["p"] == 0.0 and flat["ci_low"] == pytest.approx(0.1) and stats.decide(flat, 0.02)["sign"] == 1
+    assert stats.t_ci_halfwidth([1.0, 2.0, 3.0]) == pytest.approx(sst.t.ppf(0.975, 2) * 1.0 / math.sqrt(3))
+
+
+def test_verdicts_carry_ci_test_and_effect_size():
+    opts = Options(out=Path("/nonexistent"))
+    le = EXPERIMENTS["leak-aware"]
+    noise = [0.03, -0.02, 0.01, -0.04, 0.02]
+    rows = _rows([{"derivative": d, "seed": s, "accuracy": 0.8 + (noise[s] if d == "leak-aware" else 0.0)}
+                  for d in ("plain", "leak-aware") for s in range(5)])
+    an = le.analyse(rows, opts)
+    assert "95 % CI" in an.head and "paired t-test (two-sided) over 5 seeds" in an.head and "d_z" in an.head
+    assert an.numbers["kind"] == "inconclusive" and "cannot decide" in an.verdict
+    assert an.numbers["paired"]["p"] == pytest.approx(__import__("scipy.stats").stats.ttest_1samp(noise, 0).pvalue)
+    # the same spread around a clear +0.1: the interval excludes 0 -> supported
+    rows = _rows([{"derivative": d, "seed": s, "accuracy": 0.7 + (0.1 + noise[s] if d == "leak-aware" else 0.0)}
+                  for d in ("plain", "leak-aware") for s in range(5)])
+    an = le.analyse(rows, opts)
+    assert "helps here, supporting Lee" in an.verdict
+    import io
+
+    import matplotlib.figure
+
+    saved = []
+    orig = matplotlib.figure.Figure.savefig
+    matplotlib.figure.Figure.savefig = lambda fig, *a, **k: (saved.append(fig), orig(fig, *a, **k))[1]
+    try:
+        buf = io.BytesIO()
+        le.plot(rows, an, buf)
+    finally:
+        matplotlib.figure.Figure.savefig = orig
+    assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
+    bars, diffs = saved[0].axes  # accuracy per setting, and the seed-paired differences with their CI
+    assert "paired difference" in diffs.get_ylabel() and len(diffs.collections) >= 1
+    ru = EXPERIMENTS["rules"]
+    rows = _rows([{"rule": r, "seed": s, "accuracy": a + (noise[s] if r != "bptt" else 0)}
+                  for r, a in (("bptt", 0.95), ("eprop-random", 0.93), ("eprop-symmetric", 0.5)) for s in range(5)])
+    an = ru.analyse(rows, opts)
+    # eprop-random: CI -0.054 .. +0.014 straddles -0.05 -> undecided; symmetric far below -> partial/contradict
+    assert "Undecided" in an.verdict and "eprop-random" in an.verdict.split("Undecided")[1]
+    assert an.numbers["eprop-symmetric"]["paired"]["ci_high"] < -0.05
+
+
+def test_paper_grid_and_default_seeds(tmp_path):
+    for name, exp in EXPERIMENTS.items():
+        assert exp.seed_list(Options(out=tmp_path)) == list(range(5)), name
+        assert len(exp.seed_list(Options(out=tmp_path, grid="paper"))) >= 10, name
+    exp, runs = build_runs("rules", Options(out=tmp_path, grid="paper", seeds=1))
+    assert {r.cfg.task for r in runs} == set(exp.paper_tasks) and len(exp.paper_tasks) >= 2
+    assert all(r.cfg.train.iterations == 2000 for r in runs)
+    _, runs = build_runs("leak-aware", Options(out=tmp_path, grid="paper"))
+    assert len(runs) == 3 * 2 * 10
+
+
+# -- sweep status and estimate ---------------------------------------------------------------------------
+def test_sweep_status_lists_done_running_failed_pending(tmp_path):
+    import os
+    import socket
+
+    from cognet.training.io import write_json
+
+    runs = tiny_runs(tmp_path / "runs", seeds=(0, 1, 2, 3, 4))
+    sweep.write_manifest(tmp_path / "sweep.json", "sweep", runs, {})
+    sweep.execute(runs[:1])
+    write_json(runs[1].run_dir / sweep.RUNNING_FILE, {"host": socket.gethostname(), "pid": os.getpid(),
+                                                       "slurm_job_id": None})
+    write_json(runs[2].run_dir / sweep.FAILED_FILE, {"status": "diverged", "error": "loss became nan at iteration 3"})
+    dead = __import__("subprocess").Popen(["true"])
+    dead.wait()
+    write_json(runs[3].run_dir / sweep.RUNNING_FILE, {"host": socket.gethostname(), "pid": dead.pid,
+                                                       "slurm_job_id": None})
+    st = sweep.sweep_status(tmp_path)
+    assert [r["status"] for r in st["runs"]] == ["done", "running", "failed", "pending", "pending"]
+    assert st["counts"] == {"done": 1, "running": 1, "failed": 1, "pending": 2}
+    assert "diverged: loss became nan" in st["runs"][2]["detail"]
+    assert "interrupted" in st["runs"][3]["detail"] and st["runs"][4]["detail"] == "not started"
+    from click.testing import CliRunner
+
+    from cognet.cli.main import main
+
+    res = CliRunner().invoke(main, ["sweep", "--status", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "5 runs: 1 done, 1 running, 1 failed, 2 pending" in res.output
+    res = CliRunner().invoke(main, ["sweep", "--status", str(tmp_path / "nothing")])
+    assert res.exit_code == 2 and "sweep.json missing" in res.output
+
+
+def test_estimate_scales_with_runs_and_iterations(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_spi(cfg, steps=2):
+        calls.append(cfg.network.n_rec)
+        return 0.01 * cfg.network.n_rec / 20, 0.5
+
+    monkeypatch.setattr(sweep, "seconds_per_iteration", fake_spi)
+    runs = tiny_runs(tmp_path, seeds=(0, 1, 2)) + tiny_runs(tmp_path, seeds=(0,), extra=["network.n_rec=40"])
+    est = sweep.estimate(runs, parallel=2)
+    assert sorted(calls) == [20, 40]  # one measurement per network shape, not per seed
+    # 3 runs x 10 it x 0.01 + 1 x 10 x 0.02, plus (10 // 10 + 1) validation passes of 0.5 s each
+    assert est["compute_s"] == pytest.approx(3 * 0.1 + 0.2 + 4 * 2 * 0.5)
+    assert est["wall_s"] == pytest.approx(est["compute_s"] / 2) and "4 runs x 10 iterations" in est["text"]
+
+
+def test_real_seconds_per_iteration_is_positive_and_writes_nothing(tmp_path):
+    runs = tiny_runs(tmp_path, seeds=(0,))
+    spi, ev = sweep.seconds_per_iteration(runs[0].cfg, steps=1)
+    assert 0 < spi < 60 and 0 < ev < 60
+    assert not runs[0].run_dir.exists()
+
+
+@pytest.mark.slow
+def test_local_sweep_resumes_after_sigkill_to_identical_weights(tmp_path):
+    """A real kill -9 of a local `cognet sweep` process mid-run; re-running the sweep resumes it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from cognet.training.io import load_tensors
+
+    sets = ["network.n_rec=20", "train.batch_size=8", "train.iterations=80", "train.eval_every=10",
+            "train.eval_trials=32", "train.checkpoint_every=5"]
+    cmd = [sys.executable, "-m", "cognet", "sweep", "--axis", "task=add", "--axis", "seed=0", "--out",
+           str(tmp_path / "sw"), "--no-estimate"] + [a for s in sets for a in ("--set", s)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    (run,) = sweep.make_runs([{"task": "add", "seed": 0}], dict, tmp_path / "sw" / "runs", base_sets=sets)
+    t0 = time.monotonic()
+    while (sweep._checkpoint_iteration(run.run_dir) or 0) < 5:
+        assert proc.poll() is None, "the sweep ended before its first checkpoint"
+        assert time.monotonic() - t0 < 120
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    assert sweep.run_state(run.run_dir) == "partial", "the run finished before the kill; raise train.iterations"
+    status, detail = sweep.run_status(run.run_dir)
+    assert status == "pending" and "interrupted" in detail  # running.json names a dead pid
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert json.loads((run.run_dir / "summary.json").read_text())["resumed_from_iteration"] >= 5
+    (ref,) = sweep.make_runs([{"task": "add", "seed": 0}], dict, tmp_path / "ref", base_sets=sets)
+    sweep.execute([ref])
+    a, b = load_tensors(run.run_dir / "model.safetensors")[0], load_tensors(ref.run_dir / "model.safetensors")[0]
+    assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -48,8 +49,9 @@ def _parse_axes(items) -> Dict[str, List[Any]]:
                                          "length-generalization"]))
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="experiment folder (default runs/experiments/NAME)")
-@click.option("--grid", "grid_", type=click.Choice(["small", "full"]), default="small", show_default=True,
-              help="small: few levels, 1000 iterations; full: more levels and seeds, the task's own budget")
+@click.option("--grid", "grid_", type=click.Choice(["small", "full", "paper"]), default="small", show_default=True,
+              help="small: 5 seeds on add, 1000 iterations; full: more levels, every task, the task's own budget; "
+                   "paper: 10 seeds on the tasks the claim is about, 2000 iterations (prints its estimate first)")
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="seeds 0..N-1 (default: per experiment)")
 @click.option("--iterations", type=click.IntRange(min=1), default=None,
               help="training iterations per run (default: 1000 on the small grid)")
@@ -63,10 +65,11 @@ def _parse_axes(items) -> Dict[str, List[Any]]:
 @click.option("--axis", "axes", multiple=True, metavar="KEY=V1,V2,...",
               help="sparse: an extra grid axis over a config key, e.g. --axis network.n_rec=100,300 "
                    "--axis task.step_ms=20,40 --axis train.iterations=1000,3000 (repeatable)")
+@click.option("--no-estimate", is_flag=True, help="do not measure and print the time estimate first")
 @_executor_options
 @click.option("--json", "as_json", is_flag=True, help="print the result as one JSON object")
 def experiment_cmd(name, out, grid_, seeds, iterations, tasks_, scale_param, config_file, sets, retry_failed,
-                   axes, jobs, executor, partition, time_min, as_json) -> None:
+                   axes, no_estimate, jobs, executor, partition, time_min, as_json) -> None:
     """Run a seed-paper claim as a sweep; write a table, a figure and a measured verdict.
 
     \b
@@ -88,11 +91,13 @@ def experiment_cmd(name, out, grid_, seeds, iterations, tasks_, scale_param, con
     opts = Options(out=Path(out or f"runs/experiments/{name}"), grid=grid_, seeds=seeds, iterations=iterations,
                    tasks=tasks_, sets=sets, config_file=config_file, jobs=jobs, executor=executor,
                    retry_failed=retry_failed, scale_param=scale_param, slurm=_slurm(partition, time_min), axes=extra)
-    log = (lambda s: click.echo(s, err=True)) if as_json else click.echo
+    bar = _RunBar(as_json)
     try:
-        res = run_experiment(name, opts, log)
+        res = run_experiment(name, opts, bar.log, progress=bar.progress, estimate_first=not no_estimate)
     except _user_errors() + (RuntimeError,) as exc:
+        bar.close()
         _fail(exc)
+    bar.close()
     from cognet.experiments.sweep import markdown_table
 
     emit({k: v for k, v in res.items() if k not in ("columns", "headers")}, as_json,
@@ -101,21 +106,82 @@ def experiment_cmd(name, out, grid_, seeds, iterations, tasks_, scale_param, con
           f"results in {res['paths']['md']}, figure {res['paths']['figure']}"])
 
 
+class _RunBar:
+    """A progress bar over runs on stderr (tqdm), and log lines that do not tear it."""
+
+    def __init__(self, as_json: bool, enabled: bool = True) -> None:
+        self.bar = None
+        self.as_json = as_json
+        self.enabled = enabled
+
+    def log(self, s: str) -> None:
+        if self.bar is not None:
+            self.bar.write(s, file=sys.stderr)
+        else:
+            click.echo(s, err=self.as_json)
+
+    def progress(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=done, desc="runs", unit="run", file=sys.stderr, dynamic_ncols=True)
+        else:
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _status_lines(res: Dict[str, Any]) -> List[str]:
+    c = res["counts"]
+    lines = [f"{res['folder']}: {len(res['runs'])} runs: " + ", ".join(f"{c[k]} {k}" for k in c)]
+    if not res.get("slurm_reachable", True):
+        lines.append("(Slurm did not answer: runs on Slurm may show as pending)")
+    for r in res["runs"]:
+        lab = ", ".join(f"{a}={b}" for a, b in r["labels"].items())
+        lines.append(f"  {r['status']:<8} {lab}  {r['detail']}  [{Path(r['run_dir']).name}]")
+    return lines
+
+
 @click.command("sweep")
-@click.option("--axis", "axes", multiple=True, required=True, metavar="KEY=V1,V2,...",
+@click.option("--axis", "axes", multiple=True, metavar="KEY=V1,V2,...",
               help="a grid axis over a config key, e.g. --axis task=add,copy --axis seed=0,1,2 (repeatable)")
+@click.option("--status", "status_of", type=click.Path(file_okay=False), default=None, metavar="FOLDER",
+              help="list the runs of the sweep (or experiment) in FOLDER as done/running/failed/pending; "
+                   "trains nothing")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/sweep", show_default=True)
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a config key in every run")
+@click.option("--no-estimate", is_flag=True, help="do not measure and print the time estimate first")
 @_executor_options
 @click.option("--json", "as_json", is_flag=True)
-def sweep_cmd(axes, out, config_file, sets, jobs, executor, partition, time_min, as_json) -> None:
-    """Train the Cartesian product of config axes (resumable); write results.md/.csv/.json."""
+def sweep_cmd(axes, status_of, out, config_file, sets, no_estimate, jobs, executor, partition, time_min,
+              as_json) -> None:
+    """Train the Cartesian product of config axes (resumable); write results.md/.csv/.json.
+
+    Prints an estimate first (runs x measured seconds per iteration x iterations) and a
+    progress bar over runs on stderr. ``--status FOLDER`` lists the runs of a sweep instead.
+    """
     import yaml
 
     from cognet.training.io import atomic_write, write_json
-    from cognet.experiments.sweep import aggregate, execute, grid, make_runs, markdown_table, write_csv, write_manifest
+    from cognet.experiments.sweep import (NO_RESULT, aggregate, execute, grid, make_runs, markdown_table,
+                                          sweep_status, write_csv, write_manifest)
 
+    if status_of is not None:
+        try:
+            res = sweep_status(Path(status_of))
+        except _user_errors() as exc:
+            _fail(exc)
+        emit(res, as_json, _status_lines(res))
+        return
+    if not axes:
+        _fail(ValueError("give at least one --axis KEY=V1,V2,... (or --status FOLDER)"))
+    bar = _RunBar(as_json)
     try:
         ax: Dict[str, List[Any]] = {}
         for item in axes:
@@ -133,19 +199,27 @@ def sweep_cmd(axes, out, config_file, sets, jobs, executor, partition, time_min,
                 raise ValueError(f"--axis {k} has no values")
         runs = make_runs(grid(ax), dict, Path(out) / "runs", base_sets=list(sets), config_file=config_file)
         write_manifest(Path(out) / "sweep.json", "sweep", runs, {"axes": ax, "sets": list(sets)})
-        log = (lambda s: click.echo(s, err=True)) if as_json else click.echo
-        rows = execute(runs, executor, jobs, Path(out) / "slurm", False, _slurm(partition, time_min), log)
+        rows = execute(runs, executor, jobs, Path(out) / "slurm", False, _slurm(partition, time_min), bar.log,
+                       progress=bar.progress, estimate_first=not no_estimate)
     except _user_errors() as exc:
+        bar.close()
         _fail(exc)
+    bar.close()
     for r, run in zip(rows, runs):
         r.update({f"axis:{k}": v for k, v in run.labels.items()})
     keys = [f"axis:{k}" for k in ax if k != "seed"]
-    table = aggregate(rows, keys) if keys else aggregate(rows, ["task"])
+    kept = [r for r in rows if r["status"] not in NO_RESULT] or rows
+    table = aggregate(kept, keys) if keys else aggregate(kept, ["task"])
     cols = (keys or ["task"]) + ["accuracy_mean", "accuracy_std", "n", "mean_rate_hz_mean", "iterations_mean",
                                  "wall_s_mean", "diverged"]
     heads = [c.replace("axis:", "") for c in (keys or ["task"])] + ["accuracy", "sd", "runs", "rate (Hz)", "iterations",
                                                                    "wall (s)", "diverged"]
     md = markdown_table(table, cols, heads)
+    lost = [r for r in rows if r["status"] in NO_RESULT]
+    if lost:
+        md += "\nRuns without a result (re-run the sweep to retry or resume them):\n\n" + "".join(
+            f"- {r['status']}: `{r['run_dir']}`: {str(r.get('error', '')).splitlines()[0] if r.get('error') else ''}\n"
+            for r in lost)
     atomic_write(Path(out) / "results.md", md)
     write_csv(Path(out) / "results.csv", rows, list(rows[0]))
     write_json(Path(out) / "results.json", {"axes": ax, "table": table, "runs": rows})

@@ -11,13 +11,17 @@ Each experiment is a grid over one or two factors and the seeds, trained with
 
 Accuracy is the task's stop metric (``Task.stop_metric``: sequence accuracy for ``add``,
 bit accuracy for ``copy``/``reverse``) on the held-out *test* trials of ``summary.json``.
-A diverged run counts as chance accuracy. Grids: ``small`` (default; about half an hour
-or less on one core with ``train.iterations=1000`` and early stopping) and ``full`` (more levels and seeds,
-the task's own iteration budget with early stopping).
+A diverged run counts as chance accuracy. Grids: ``small`` (default; 5 seeds, ``add``,
+``train.iterations=1000`` with early stopping), ``full`` (more levels, every task, the task's own
+iteration budget) and ``paper`` (10 seeds, each claim on the tasks it is about -- ``paper_tasks`` --
+at 2000 iterations; sized for a Slurm cluster or a patient laptop: the estimate is printed first).
 
-Verdicts compare measured numbers with a tolerance ``TOL`` (0.02 accuracy) and, where
-runs are paired by seed, with twice the standard error of the paired differences:
-a difference counts only if ``|d| > max(TOL, 2 SE)``.
+Every comparison is paired by seed (:mod:`cognet.experiments.stats`): the verdict reports the
+mean paired difference with its 95 % t confidence interval, the paired t-test and its p-value,
+and Cohen's d_z, and is generated from them: a difference counts when the interval excludes
+0 (p < 0.05) and ``|d| >= TOL`` (0.02 accuracy); an interval inside ``+-TOL`` means no practical
+difference; anything else is undecided at that number of seeds. Figures show each seed and the
+95 % CI of the mean.
 
 The experiments::
 
@@ -41,10 +45,11 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from cognet.training.config import ConfigError
 from cognet.training.io import atomic_write, write_json
-from cognet.experiments.sweep import SlurmOptions, aggregate, execute, grid, make_runs, markdown_table, mean_std, write_csv, write_manifest
+from cognet.experiments import stats as pstats
+from cognet.experiments.sweep import NO_RESULT, SlurmOptions, aggregate, execute, grid, make_runs, markdown_table, mean_std, write_csv, write_manifest
 
 TOL = 0.02
-GRIDS = ("small", "full")
+GRIDS = ("small", "full", "paper")
 EPROP_RULES = ("eprop-symmetric", "eprop-random", "eprop-adaptive")
 ROW_COLUMNS = ["task", "rule", "seed", "status", "metric", "accuracy", "bit_accuracy", "sequence_accuracy",
                "mean_rate_hz", "silent_fraction", "iterations", "wall_s", "stopped_early", "n_rec", "chance", "run_dir"]
@@ -85,17 +90,42 @@ class Analysis:
 
 
 def paired_verdict(diffs: Sequence[float], tol: float = TOL) -> Tuple[float, float, int]:
-    """Mean paired difference, its standard error and its sign (+1, -1, or 0 if not clear)."""
-    m, s, n = mean_std(diffs)
-    if n == 0:
+    """Mean paired difference, its standard error and its sign (+1, -1, or 0 if not clear):
+    the sign of :func:`cognet.experiments.stats.decide` (95 % CI excludes 0 and ``|d| >= tol``)."""
+    st = pstats.paired_stats(diffs)
+    if st["n"] == 0:
         return math.nan, math.nan, 0
-    se = s / math.sqrt(n) if n > 1 else 0.0
-    thresh = max(tol, 2 * se)
-    return m, se, (1 if m > thresh else -1 if m < -thresh else 0)
+    return st["mean"], st["se"], pstats.decide(st, tol)["sign"]
+
+
+def paired_comparison(diffs: Sequence[float], what: str = "paired difference", tol: float = TOL) -> Dict[str, Any]:
+    """Statistics, decision and their words for one seed-paired comparison: ``stats`` (mean,
+    CI, test, p, d_z), ``sign``/``kind`` (:func:`cognet.experiments.stats.decide`), ``text``
+    (:func:`cognet.experiments.stats.describe`) and ``why_not`` (why it shows no effect)."""
+    st = pstats.paired_stats(diffs)
+    dec = pstats.decide(st, tol)
+    return {"stats": st, **dec, "text": pstats.describe(st, what), "why_not": pstats.why_not(st, dec["kind"], tol)}
+
+
+def per_seed_diffs(rows: Sequence[Mapping[str, Any]], key: str, a: Any, b: Any, within: Sequence[str] = (),
+                   unit: Sequence[str] = ("task", "seed")) -> List[float]:
+    """Seed-paired differences ``a - b`` of accuracy between the rows with ``row[key] == a``
+    and ``== b``: cells are matched on ``unit`` (task, seed) and the factors ``within`` (e.g.
+    the learning rate), and the differences of the cells of one unit are averaged, giving one
+    difference per task and seed (the unit of replication)."""
+    cells: Dict[tuple, Dict[Any, float]] = {}
+    for r in rows:
+        cells.setdefault((tuple(r[k] for k in unit), tuple(r[k] for k in within)), {})[r[key]] = r["accuracy"]
+    per_unit: Dict[tuple, List[float]] = {}
+    for (u, _), v in cells.items():
+        if a in v and b in v:
+            per_unit.setdefault(u, []).append(v[a] - v[b])
+    return [sum(ds) / len(ds) for ds in per_unit.values()]
 
 
 def no_clear_difference(d: float, se: float, tol: float = TOL) -> str:
-    """Why a paired difference does not count: noise, or a consistent effect below ``tol``."""
+    """Why a paired difference does not count: noise, or a consistent effect below ``tol``
+    (the older 2-SE wording; the experiments now use :func:`paired_comparison`)."""
     if abs(d) > 2 * se:
         return (f"The difference is consistent across seeds ({d:+.3f}, more than 2 SE) but smaller than the "
                 f"{tol} accuracy cognet counts as a real effect")
@@ -115,8 +145,9 @@ class Experiment:
     name = ""
     claim = ""
     default_tasks: Tuple[str, ...] = ("add",)
-    seeds = {"small": 2, "full": 4}
-    iterations: Dict[str, Optional[int]] = {"small": 1000, "full": None}
+    paper_tasks: Tuple[str, ...] = ("add",)  # --grid paper: the tasks the claim is about
+    seeds = {"small": 5, "full": 5, "paper": 10}
+    iterations: Dict[str, Optional[int]] = {"small": 1000, "full": None, "paper": 2000}
 
     #: whether ``Options.axes`` (extra config-key grid axes) may be given
     takes_axes = False
@@ -137,7 +168,8 @@ class Experiment:
     def task_list(self, opts: Options) -> List[str]:
         import tasks
 
-        names = list(opts.tasks) or list(self.default_tasks if opts.grid == "small" else sorted(tasks.TASKS))
+        names = list(opts.tasks) or list(self.default_tasks if opts.grid == "small" else
+                                         self.paper_tasks if opts.grid == "paper" else sorted(tasks.TASKS))
         for t in names:
             if t not in tasks.TASKS:
                 raise ConfigError(f"unknown task {t!r}; available: {', '.join(sorted(tasks.TASKS))}")
@@ -185,8 +217,10 @@ def _metric_label(rows: Sequence[Mapping[str, Any]]) -> str:
 class SurrogateScale(Experiment):
     name = "surrogate-scale"
     claim = "Zenke & Vogels 2021: surrogate-gradient learning is robust to the surrogate's shape, not to its scale"
-    shapes = {"small": ["triangle", "fast-sigmoid", "gaussian", "arctan"], "full": None}
-    factors = {"small": [0.1, 1.0, 10.0], "full": [0.1, 0.3, 1.0, 3.0, 10.0]}
+    paper_tasks = ("add", "copy", "evidence")
+    shapes = {"small": ["triangle", "fast-sigmoid", "gaussian", "arctan"], "full": None,
+              "paper": ["triangle", "fast-sigmoid", "gaussian", "arctan"]}
+    factors = {"small": [0.1, 1.0, 10.0], "full": [0.1, 0.3, 1.0, 3.0, 10.0], "paper": [0.1, 1.0, 10.0]}
 
     def axes(self, opts):
         from cognet.core.surrogate import SHAPES
@@ -228,21 +262,31 @@ class SurrogateScale(Experiment):
                 f"across {len(scales)} scales ({min(scales):g}x to {max(scales):g}x the default {opts.scale_param}) "
                 f"by {_f(b)} at a fixed shape (best {best['shape']} at {best['scale']:g}x: {_f(best['accuracy_mean'])}; "
                 f"worst {worst['shape']} at {worst['scale']:g}x: {_f(worst['accuracy_mean'])}). ")
-        if b > max(2 * a, TOL):
+        cmp_ = paired_comparison(_spread_diffs(rows, shapes, scales), "Per seed, scale spread minus shape spread:")
+        head += cmp_["text"] + ". "
+        if cmp_["kind"] == "one-seed":  # no interval: the point estimates only
+            sign = 1 if b > a + TOL else -1 if a > b + TOL else 0
+            cmp_["why_not"] += "; by the point estimates alone"
+        else:
+            sign = cmp_["sign"]
+        if sign > 0 and b > max(2 * a, TOL):
             verdict = "Scale matters much more than shape, supporting Zenke & Vogels (2021)."
-        elif b > a + TOL:
+        elif sign > 0:
             verdict = ("Scale matters more than shape but by less than a factor of two, "
                        "weak support for Zenke & Vogels (2021).")
-        elif a > b + TOL:
+        elif sign < 0:
             verdict = "Shape matters more than scale here, contradicting Zenke & Vogels (2021)."
         else:
-            verdict = ("Shape and scale change accuracy about equally here, so this run neither supports nor "
-                       "contradicts Zenke & Vogels (2021).")
+            verdict = (cmp_["why_not"] + ": shape and scale change accuracy about equally here, so this run neither "
+                       "supports nor contradicts Zenke & Vogels (2021).")
+        if cmp_["kind"] == "one-seed" and sign != 0:
+            verdict += " (One seed: no confidence interval; use --seeds 5 or more.)"
         return Analysis(table, ["task", "shape", "scale", "accuracy_mean", "accuracy_std", "n", "mean_rate_hz_mean",
                                 "iterations_mean", "diverged"],
                         ["task", "shape", f"{opts.scale_param} factor", "accuracy", "sd", "seeds", "rate (Hz)",
                          "iterations", "diverged"],
-                        head, verdict, {"spread_across_shapes": a, "spread_across_scales": b})
+                        head, verdict, {"spread_across_shapes": a, "spread_across_scales": b,
+                                        "scale_minus_shape": cmp_["stats"], "kind": cmp_["kind"]})
 
     def plot(self, rows, an, path):
         shapes = list(dict.fromkeys(g["shape"] for g in an.table))
@@ -250,10 +294,26 @@ class SurrogateScale(Experiment):
                      "surrogate scale factor (x default)", "shape vs scale", path)
 
 
+def _spread_diffs(rows, shapes, scales) -> List[float]:
+    """Per task and seed: mean accuracy spread across scales (at a fixed shape) minus the mean
+    spread across shapes (at a fixed scale), from that seed's own runs."""
+    out = []
+    units = dict.fromkeys((r["task"], r["seed"]) for r in rows)
+    for task, seed in units:
+        cell = {(r["shape"], r["scale"]): r["accuracy"] for r in rows if r["task"] == task and r["seed"] == seed}
+        sh_sp = [max(v) - min(v) for v in ([cell[(sh, sc)] for sh in shapes if (sh, sc) in cell] for sc in scales) if v]
+        sc_sp = [max(v) - min(v) for v in ([cell[(sh, sc)] for sc in scales if (sh, sc) in cell] for sh in shapes) if v]
+        if sh_sp and sc_sp:
+            out.append(sum(sc_sp) / len(sc_sp) - sum(sh_sp) / len(sh_sp))
+    return out
+
+
 class ResetGradient(Experiment):
     name = "reset-gradient"
     claim = "arXiv 2011.09964: the gradient through the reset mostly improves robustness to the learning rate"
-    lrs = {"small": [0.001, 0.003, 0.01, 0.03, 0.1], "full": [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3]}
+    paper_tasks = ("add", "copy")
+    lrs = {"small": [0.001, 0.003, 0.01, 0.03, 0.1], "full": [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3],
+           "paper": [0.001, 0.003, 0.01, 0.03, 0.1]}
 
     def axes(self, opts):
         return {"task": self.task_list(opts), "reset_gradient": ["kept", "detached"], "lr": self.lrs[opts.grid],
@@ -265,10 +325,9 @@ class ResetGradient(Experiment):
 
     def analyse(self, rows, opts):
         table = aggregate(rows, ["task", "reset_gradient", "lr"])
-        by = {(r["task"], r["reset_gradient"], r["lr"], r["seed"]): r["accuracy"] for r in rows}
-        diffs = [v - by[(t, "detached", lr, s)] for (t, rg, lr, s), v in by.items()
-                 if rg == "kept" and (t, "detached", lr, s) in by]
-        d, se, sign = paired_verdict(diffs)
+        cmp_ = paired_comparison(per_seed_diffs(rows, "reset_gradient", "kept", "detached", within=("lr",)),
+                                 "paired difference kept - detached (per seed, mean over the learning rates)")
+        d, se, sign = cmp_["stats"]["mean"], cmp_["stats"]["se"], cmp_["sign"]
         stats = {}
         best = max(g["accuracy_mean"] for g in table)
         for rg in ("kept", "detached"):
@@ -278,7 +337,7 @@ class ResetGradient(Experiment):
                          "good_lrs": sum(1 for g in gs if g["accuracy_mean"] >= best - 0.05), "n_lrs": len(gs)}
         k, dt = stats["kept"], stats["detached"]
         head = (f"Averaged over {k['n_lrs']} learning rates, accuracy is {_f(k['mean'])} with the reset gradient "
-                f"and {_f(dt['mean'])} without (paired difference {d:+.3f} +- {_f(se)} SE; worst learning rate "
+                f"and {_f(dt['mean'])} without ({cmp_['text']}; worst learning rate "
                 f"{_f(k['worst'])} vs {_f(dt['worst'])}; within 0.05 of the best at {k['good_lrs']} vs "
                 f"{dt['good_lrs']} settings). ")
         if sign > 0:
@@ -286,13 +345,14 @@ class ResetGradient(Experiment):
         elif sign < 0:
             verdict = "Keeping the reset term makes training less robust to the learning rate, contradicting 2011.09964."
         else:
-            verdict = (no_clear_difference(d, se) + ", so this run does not show the learning-rate robustness 2011.09964 reported for the reset term; "
-                       "more seeds (--seeds) would sharpen the test.")
+            verdict = (cmp_["why_not"] + ", so this run does not show the learning-rate robustness 2011.09964 "
+                       "reported for the reset term.")
         return Analysis(table, ["task", "reset_gradient", "lr", "accuracy_mean", "accuracy_std", "n",
                                 "mean_rate_hz_mean", "iterations_mean", "wall_s_mean", "diverged"],
                         ["task", "reset gradient", "lr", "accuracy", "sd", "seeds", "rate (Hz)", "iterations",
                          "wall (s)", "diverged"], head, verdict,
-                        {"paired_difference": d, "se": se, "kept": k, "detached": dt})
+                        {"paired_difference": d, "se": se, "kept": k, "detached": dt, "paired": cmp_["stats"],
+                         "kind": cmp_["kind"]})
 
     def plot(self, rows, an, path):
         _line_panels(rows, an.table, "reset_gradient",
@@ -302,8 +362,8 @@ class ResetGradient(Experiment):
 
 def _line_panels(rows, table, series_key: str, labels: Mapping[Any, str], x_key: str, xlabel: str,
                  title: str, path: Path, points: bool = False) -> None:
-    """One panel per task: accuracy (mean +- sd over seeds) against ``x_key`` (log axis), one
-    line per value of ``series_key``; with ``points`` the single runs are shown too."""
+    """One panel per task: accuracy (mean over seeds, error bars the 95 % CI of the mean) against
+    ``x_key`` (log axis), one line per value of ``series_key``, and every seed's run as a dot."""
     plt = _plt()
     tasks_ = list(dict.fromkeys(r["task"] for r in rows))
     fig, axs = plt.subplots(1, len(tasks_), figsize=(5.5 * len(tasks_), 4), squeeze=False)
@@ -311,34 +371,59 @@ def _line_panels(rows, table, series_key: str, labels: Mapping[Any, str], x_key:
         for value, label in labels.items():
             gs = [g for g in table if g[series_key] == value and g["task"] == task]
             ax.errorbar([g[x_key] for g in gs], [g["accuracy_mean"] for g in gs],
-                        yerr=[g["accuracy_std"] for g in gs], marker="o", capsize=3, label=label)
-            if points:
-                pts = [r for r in rows if r[series_key] == value and r["task"] == task]
-                ax.scatter([r[x_key] for r in pts], [r["accuracy"] for r in pts], s=8, alpha=0.4)
+                        yerr=[_ci(g, "accuracy") for g in gs], marker="o", capsize=3, label=label)
+            pts = [r for r in rows if r[series_key] == value and r["task"] == task]  # every seed
+            ax.scatter([r[x_key] for r in pts], [r["accuracy"] for r in pts], s=8, alpha=0.4)
         ax.axhline(_chance(rows, task), color="gray", ls=":", label="chance")
         _log_ticks(ax, [g[x_key] for g in table])
         ax.set_xlabel(xlabel)
         ax.set_ylabel(_metric_label(rows))
         ax.set_title(f"{task}: {title}")
         ax.legend(fontsize=8)
+    _ci_caption(fig)
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
 
 
+def _ci_caption(fig) -> None:
+    fig.text(0.01, 0.005, "mean over seeds; error bars: 95 % t CI of the mean; dots: single seeds", fontsize=7,
+             color="0.3", ha="left", va="bottom")
+
+
+def _ci(g: Mapping[str, Any], value: str) -> float:
+    """Error bar of an aggregated cell: the half-width of the 95 % CI of the mean (0 with one seed)."""
+    half = g.get(f"{value}_ci95", math.nan)
+    return 0.0 if half is None or math.isnan(half) else half
+
+
+def with_ci_column(an: Analysis) -> Analysis:
+    """Show the 95 % CI half-width of the accuracy next to its sd in the table."""
+    if "accuracy_std" in an.columns and "accuracy_ci95" not in an.columns:
+        k = an.columns.index("accuracy_std") + 1
+        an.columns.insert(k, "accuracy_ci95")
+        an.headers.insert(k, "95 % CI +-")
+    return an
+
+
 def _bar_plot(rows, groups: Sequence[str], key: str, labels: Mapping[Any, str], title: str, path: Path) -> None:
     plt = _plt()
     tasks_ = list(dict.fromkeys(r["task"] for r in rows))
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.6 * len(groups) * len(tasks_)), 4))
+    paired = len(groups) >= 2
+    w = max(4.5, 1.6 * len(groups) * len(tasks_))
+    fig, axs = plt.subplots(1, 2 if paired else 1, figsize=(w + (4.0 if paired else 0.0), 4), squeeze=False,
+                            gridspec_kw={"width_ratios": [w, 4.0] if paired else [1]})
+    ax = axs[0][0]
     width = 0.8 / len(groups)
     for j, gval in enumerate(groups):
         xs, ms, ss = [], [], []
         for i, task in enumerate(tasks_):
             accs = [r["accuracy"] for r in rows if r["task"] == task and r[key] == gval]
-            m, s, _ = mean_std(accs)
+            m, _, _ = mean_std(accs)
             xs.append(i + (j - (len(groups) - 1) / 2) * width)
             ms.append(m)
-            ss.append(s)
+            half = pstats.t_ci_halfwidth(accs)  # error bar: 95 % CI of the mean over seeds
+            ss.append(0.0 if math.isnan(half) else half)
             ax.scatter([xs[-1]] * len(accs), accs, color="k", s=10, zorder=3)
         ax.bar(xs, ms, width * 0.9, yerr=ss, capsize=3, label=labels.get(gval, str(gval)))
     for i, task in enumerate(tasks_):
@@ -350,15 +435,42 @@ def _bar_plot(rows, groups: Sequence[str], key: str, labels: Mapping[Any, str], 
     ax.set_ylim(0, 1.05)
     ax.set_title(title)
     ax.legend(fontsize=8, loc="lower right")
+    if paired:
+        _paired_panel(axs[0][1], rows, groups, key, labels, tasks_)
+    _ci_caption(fig)
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
 
 
+def _paired_panel(ax, rows, groups: Sequence[str], key: str, labels: Mapping[Any, str], tasks_: Sequence[str]) -> None:
+    """Seed-paired differences of each group against the first (one dot per task and seed),
+    with the mean and its 95 % t CI, and the +-TOL band that counts as no practical difference."""
+    base = groups[0]
+    for j, g in enumerate(groups[1:]):
+        for i, task in enumerate(tasks_):
+            d = per_seed_diffs([r for r in rows if r["task"] == task], key, g, base)
+            if not d:
+                continue
+            x = j + (i - (len(tasks_) - 1) / 2) * (0.8 / len(tasks_))
+            st = pstats.paired_stats(d)
+            ax.scatter([x] * len(d), d, color="k", s=10, zorder=3)
+            half = 0.0 if math.isnan(st["ci_high"]) else st["ci_high"] - st["mean"]
+            ax.errorbar([x], [st["mean"]], yerr=[half], fmt="o", color="C3", capsize=4, zorder=4,
+                        label="mean, 95 % CI" if i == 0 and j == 0 else None)
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.axhspan(-TOL, TOL, color="0.85", zorder=0, label=f"+-{TOL}")
+    ax.set_xticks(range(len(groups) - 1))
+    ax.set_xticklabels([f"{labels.get(g, g)}\n- {labels.get(base, base)}" for g in groups[1:]], fontsize=8)
+    ax.set_ylabel("paired difference (same seed)")
+    ax.set_title("seed-paired differences" + (f" ({', '.join(tasks_)})" if len(tasks_) > 1 else ""))
+    ax.legend(fontsize=7)
+
+
 class LeakAware(Experiment):
     name = "leak-aware"
     claim = "Lee et al. 2020: a leak-aware approximate derivative improves training of leaky spiking neurons"
-    seeds = {"small": 3, "full": 5}
+    paper_tasks = ("copy", "evidence", "store-recall")  # leaky memory over delays
 
     def axes(self, opts):
         return {"task": self.task_list(opts), "derivative": ["plain", "leak-aware"], "seed": self.seed_list(opts)}
@@ -371,23 +483,26 @@ class LeakAware(Experiment):
         by = {(r["task"], r["derivative"], r["seed"]): r for r in rows}
         pairs = [(r, by[(t, "plain", s)]) for (t, dv, s), r in by.items()
                  if dv == "leak-aware" and (t, "plain", s) in by]
-        d, se, sign = paired_verdict([a["accuracy"] - b["accuracy"] for a, b in pairs])
+        cmp_ = paired_comparison([a["accuracy"] - b["accuracy"] for a, b in pairs],
+                                 "difference leak-aware - plain")
+        d, se, sign = cmp_["stats"]["mean"], cmp_["stats"]["se"], cmp_["sign"]
         di, _, _ = mean_std([a["iterations"] - b["iterations"] for a, b in pairs])
         la = mean_std([a["accuracy"] for a, _ in pairs])[0]
         pl = mean_std([b["accuracy"] for _, b in pairs])[0]
         head = (f"Leak-aware derivative {_f(la)} vs plain surrogate {_f(pl)} held-out accuracy over {len(pairs)} "
-                f"seed-paired runs (difference {d:+.3f} +- {_f(se)} SE; {di:+.0f} iterations on average). ")
+                f"seed-paired runs ({cmp_['text']}; {di:+.0f} iterations on average). ")
         if sign > 0:
             verdict = "The leak-aware derivative helps here, supporting Lee et al. (2020)."
         elif sign < 0:
             verdict = "The leak-aware derivative hurts here, contradicting Lee et al. (2020)."
         else:
-            verdict = (no_clear_difference(d, se) + ": cognet's BPTT already differentiates through the leak "
-                       "exactly, and the leak-aware correction of Lee et al. (2020) brings no practical benefit here.")
+            verdict = (cmp_["why_not"] + ": cognet's BPTT already differentiates through the leak exactly, and the "
+                       "leak-aware correction of Lee et al. (2020) brings no shown benefit here.")
         return Analysis(table, ["task", "derivative", "accuracy_mean", "accuracy_std", "n", "mean_rate_hz_mean",
                                 "iterations_mean", "wall_s_mean", "diverged"],
                         ["task", "derivative", "accuracy", "sd", "seeds", "rate (Hz)", "iterations", "wall (s)",
-                         "diverged"], head, verdict, {"paired_difference": d, "se": se, "iterations_difference": di})
+                         "diverged"], head, verdict, {"paired_difference": d, "se": se, "iterations_difference": di,
+                                                      "paired": cmp_["stats"], "kind": cmp_["kind"]})
 
     def plot(self, rows, an, path):
         _bar_plot(rows, ["plain", "leak-aware"], "derivative", {}, "plain vs leak-aware surrogate", path)
@@ -396,7 +511,7 @@ class LeakAware(Experiment):
 class Rules(Experiment):
     name = "rules"
     claim = "Bellec et al. 2020: e-prop approaches the accuracy of BPTT"
-    seeds = {"small": 2, "full": 3}
+    paper_tasks = ("store-recall", "evidence", "add")  # e-prop's own tasks (Bellec et al. 2020, Figs. 2-3)
 
     def rule_list(self) -> List[str]:
         import rules
@@ -417,29 +532,47 @@ class Rules(Experiment):
     def analyse(self, rows, opts):
         table = aggregate(rows, ["task", "rule"])
         by = {(r["task"], r["rule"], r["seed"]): r["accuracy"] for r in rows}
-        parts, close, far = [], [], []
+        parts, close, far, open_ = [], [], [], []
         nums: Dict[str, Any] = {}
         bp = mean_std([v for (t, ru, s), v in by.items() if ru == "bptt"])[0]
+        margin = 0.05
         for rule in dict.fromkeys(r["rule"] for r in rows):
             if rule == "bptt":
                 continue
-            diffs = [v - by[(t, "bptt", s)] for (t, ru, s), v in by.items() if ru == rule and (t, "bptt", s) in by]
-            d, se, _ = paired_verdict(diffs)
-            nums[rule] = {"gap": d, "se": se}
-            parts.append(f"{rule} {d:+.3f}")
-            (close if d >= -0.05 else far).append(rule)
+            cmp_ = paired_comparison(per_seed_diffs(rows, "rule", rule, "bptt"), f"{rule} - bptt")
+            st = cmp_["stats"]
+            nums[rule] = {"gap": st["mean"], "se": st["se"], "paired": st}
+            parts.append(cmp_["text"])
+            if st["n"] < 2:  # no interval: the point estimate
+                (close if st["mean"] >= -margin else far).append(rule)
+            elif st["ci_low"] >= -margin:  # the whole CI within 0.05 below BPTT (or above it)
+                close.append(rule)
+            elif st["ci_high"] < -margin:  # the whole CI more than 0.05 below
+                far.append(rule)
+            else:
+                open_.append(rule)
         missing = [r for r in EPROP_RULES if r not in nums]
-        head = (f"Mean held-out accuracy of BPTT is {_f(bp)}; e-prop differs by " + ", ".join(parts)
-                + " (seed-paired)" + (f"; not registered: {', '.join(missing)}" if missing else "") + ". ")
-        if close and not far:
+        head = (f"Mean held-out accuracy of BPTT is {_f(bp)}; seed-paired: " + "; ".join(parts)
+                + (f"; not registered: {', '.join(missing)}" if missing else "") + ". ")
+        if close and not far and not open_:
             verdict = "Every e-prop variant comes within 0.05 of BPTT, supporting Bellec et al. (2020)."
-        elif close:
+        elif close and far:
             verdict = (f"{', '.join(close)} {'comes' if len(close) == 1 else 'come'} within 0.05 of BPTT but "
                        f"{', '.join(far)} {'does' if len(far) == 1 else 'do'} not: partial support for Bellec et al. "
                        "(2020) at this training budget.")
-        else:
-            verdict = ("No e-prop variant comes within 0.05 of BPTT at this training budget, contradicting "
+        elif close:
+            verdict = (f"{', '.join(close)} {'comes' if len(close) == 1 else 'come'} within 0.05 of BPTT: support for "
+                       "Bellec et al. (2020) at this training budget.")
+        elif far:
+            verdict = ("No e-prop variant is shown within 0.05 of BPTT at this training budget, contradicting "
                        "Bellec et al. (2020) here.")
+        else:
+            verdict = "The confidence intervals straddle the 0.05 margin: more seeds are needed to decide."
+        if open_ and (close or far):
+            verdict += (f" Undecided ({'its' if len(open_) == 1 else 'their'} 95 % CI straddles -0.05): "
+                        f"{', '.join(open_)}.")
+        if any(nums[r]["paired"]["n"] < 2 for r in nums):
+            verdict += " (One seed: no confidence interval; use --seeds 5 or more.)"
         return Analysis(table, ["task", "rule", "accuracy_mean", "accuracy_std", "n", "mean_rate_hz_mean",
                                 "iterations_mean", "wall_s_mean", "diverged"],
                         ["task", "rule", "accuracy", "sd", "seeds", "rate (Hz)", "iterations", "wall (s)", "diverged"],
@@ -453,8 +586,11 @@ class Sparse(Experiment):
     name = "sparse"
     claim = ("Zenke & Vogels 2021, Kraisnikovic et al. 2021: with activity regularisation the networks stay accurate "
              "at low firing rates")
-    seeds = {"small": 5, "full": 8}
-    targets = {"small": [1.0, 2.0, 3.0, 5.0, 10.0], "full": [1.0, 2.0, 3.0, 5.0, 10.0, 20.0]}
+    paper_tasks = ("add", "duplicate", "reverse")  # Kraisnikovic et al. 2021: bit strings and numbers
+    seeds = {"small": 5, "full": 8, "paper": 10}
+    targets = {"small": [1.0, 2.0, 3.0, 5.0, 10.0], "full": [1.0, 2.0, 3.0, 5.0, 10.0, 20.0],
+               "paper": [1.0, 2.0, 3.0, 5.0, 10.0]}
+    MARGIN = 0.05  # the accuracy the sparsest networks may lose for the claim to hold
     #: Options.axes (--axis KEY=V1,V2): what the low end may need, e.g. network.n_rec=100,300,
     #: train.iterations=1000,3000, task.step_ms=20,40; results are grouped by them
     takes_axes = True
@@ -479,34 +615,59 @@ class Sparse(Experiment):
         table = aggregate(rows, ["task", *extra, "rate_target_hz"],
                           values=("accuracy", "sequence_accuracy", "mean_rate_hz", "iterations", "wall_s"))
         lo = min(r["rate_target_hz"] for r in rows)
-        drops, parts = [], []
-        for task in dict.fromkeys(r["task"] for r in rows):
-            gs = [g for g in table if g["task"] == task]
+        margin = self.MARGIN
+        drops, parts, paired = [], [], {}
+        holds, loses, open_ = [], [], []
+        for key in dict.fromkeys(tuple(g[k] for k in ["task", *extra]) for g in table):
+            label = key[0] + "".join(f", {k}={v}" for k, v in zip(extra, key[1:]))
+            gs = [g for g in table if tuple(g[k] for k in ["task", *extra]) == key]
+            rs = [r for r in rows if tuple(r[k] for k in ["task", *extra]) == key]
             best = max(gs, key=lambda g: g["accuracy_mean"])
-            low = max((g for g in gs if g["rate_target_hz"] == lo), key=lambda g: g["accuracy_mean"])
+            low = next(g for g in gs if g["rate_target_hz"] == lo)
             drops.append(best["accuracy_mean"] - low["accuracy_mean"])
-            parts.append(f"{task}: {_f(low['accuracy_mean'])} at the {lo:g} Hz target (measured "
+            # the drop per seed: best target (chosen on the means) minus the lowest target
+            cmp_ = paired_comparison(per_seed_diffs(rs, "rate_target_hz", best["rate_target_hz"], lo), "drop")
+            st = paired[label] = cmp_["stats"]
+            parts.append(f"{label}: {_f(low['accuracy_mean'])} at the {lo:g} Hz target (measured "
                          f"{_f(low['mean_rate_hz_mean'], 1)} Hz) vs best {_f(best['accuracy_mean'])} at "
-                         f"{best['rate_target_hz']:g} Hz (measured {_f(best['mean_rate_hz_mean'], 1)} Hz)")
+                         f"{best['rate_target_hz']:g} Hz (measured {_f(best['mean_rate_hz_mean'], 1)} Hz), "
+                         + cmp_["text"])
+            if st["n"] < 2:
+                (holds if drops[-1] <= margin else loses).append(label)
+            elif st["ci_high"] <= margin:
+                holds.append(label)
+            elif st["ci_low"] > margin:
+                loses.append(label)
+            else:
+                open_.append(label)
         worst_drop = max(drops)
         head = "Held-out accuracy " + "; ".join(parts) + ". "
         low_rate = max(g["mean_rate_hz_mean"] for g in table if g["rate_target_hz"] == lo)
+        one_seed = any(st["n"] < 2 for st in paired.values())
         if low_rate > 2 * lo:
             verdict = (f"The networks did not get down to the {lo:g} Hz target (measured up to {low_rate:.1f} Hz), "
                        "so this run does not test the low-rate regime; raise train.rate_reg or train longer.")
-        elif worst_drop <= 0.05:
-            verdict = (f"The sparsest networks lose at most {worst_drop:.3f} accuracy, supporting accurate computation "
-                       "at low firing rates.")
+        elif loses:
+            verdict = (f"The sparsest networks lose more than {margin} accuracy on {'; '.join(loses)} (up to "
+                       f"{worst_drop:.3f}) at this training budget, contradicting robust performance at the lowest "
+                       "rate here.")
+        elif open_:
+            verdict = (f"On {'; '.join(open_)} the 95 % CI of the drop straddles {margin}: more seeds are needed to "
+                       "decide whether the sparsest networks stay accurate.")
         else:
-            verdict = (f"The sparsest networks lose up to {worst_drop:.3f} accuracy at this training budget, "
-                       "contradicting robust performance at the lowest rate here.")
+            verdict = (f"The sparsest networks lose at most {worst_drop:.3f} accuracy"
+                       + ("" if one_seed else f" (the 95 % CI of every drop stays below {margin})")
+                       + ", supporting accurate computation at low firing rates.")
+        if one_seed and low_rate <= 2 * lo:
+            verdict += " (One seed: no confidence interval; use --seeds 5 or more.)"
         lowest, low_text = self.lowest_targets(rows, table, extra)
         return Analysis(table, ["task", *extra, "rate_target_hz", "accuracy_mean", "accuracy_std",
                                 "sequence_accuracy_mean", "n", "mean_rate_hz_mean", "mean_rate_hz_std",
                                 "iterations_mean", "diverged"],
                         ["task", *extra, "rate target (Hz)", "accuracy", "sd", "sequence acc.", "seeds",
                          "measured rate (Hz)", "rate sd", "iterations", "diverged"], head, verdict + low_text,
-                        {"max_drop_at_lowest_target": worst_drop, "lowest_target": lowest, "axes": extra})
+                        {"max_drop_at_lowest_target": worst_drop, "lowest_target": lowest, "axes": extra,
+                         "drop_paired": paired})
 
     def lowest_targets(self, rows, table, extra) -> Tuple[Dict[str, Any], str]:
         """Per task (and setting of the extra axes): the lowest rate target at which the mean
@@ -559,12 +720,12 @@ class Sparse(Experiment):
             gs = [g for g in an.table if tuple(g[k] for k in ["task", *extra]) == key]
             rs = [r for r in rows if tuple(r[k] for k in ["task", *extra]) == key]
             line = a1.errorbar([g["mean_rate_hz_mean"] for g in gs], [g["accuracy_mean"] for g in gs],
-                               xerr=[g["mean_rate_hz_std"] for g in gs], yerr=[g["accuracy_std"] for g in gs],
+                               xerr=[_ci(g, "mean_rate_hz") for g in gs], yerr=[_ci(g, "accuracy") for g in gs],
                                marker="o", capsize=3, label=label)
             a1.scatter([r["mean_rate_hz"] for r in rs], [r["accuracy"] for r in rs], s=8, alpha=0.4,
                        color=line[0].get_color())
             a2.errorbar([g["rate_target_hz"] for g in gs], [g["mean_rate_hz_mean"] for g in gs],
-                        yerr=[g["mean_rate_hz_std"] for g in gs], marker="o", capsize=3, label=label)
+                        yerr=[_ci(g, "mean_rate_hz") for g in gs], marker="o", capsize=3, label=label)
         for task in dict.fromkeys(r["task"] for r in rows):
             a1.axhline(_chance(rows, task), color="gray", ls=":", label=f"chance ({task})")
         a1.axhline(self.THRESHOLD, color="k", ls="--", lw=0.6, label=f"{self.THRESHOLD:.2f}")
@@ -579,6 +740,7 @@ class Sparse(Experiment):
         a1.set_ylabel(_metric_label(rows))
         a2.set_ylabel("measured mean rate (Hz)")
         _log_ticks(a2, xs, "y")
+        _ci_caption(fig)
         a1.set_title("accuracy vs measured rate")
         a2.set_title("measured vs target rate")
         fig.tight_layout()
@@ -605,8 +767,9 @@ class LengthGeneralization(Experiment):
     claim = ("Small spiking networks compute symbolically: trained on short strings, an algorithm-like solution "
              "keeps its accuracy per bit on strings up to 4x longer, a lookup-like one collapses")
     default_tasks = ("add", "subtract", "compare", "count", "parity", "copy", "reverse")
-    seeds = {"small": 5, "full": 10}
-    factors = {"small": [1, 2, 4], "full": [1, 1.5, 2, 3, 4]}
+    paper_tasks = default_tasks
+    seeds = {"small": 5, "full": 10, "paper": 10}
+    factors = {"small": [1, 2, 4], "full": [1, 1.5, 2, 3, 4], "paper": [1, 1.5, 2, 3, 4]}
     train_n_bits = {"count": 4}
     rules_wanted = ("bptt", "eprop-symmetric", "eprop-random")
     HOLDS, COLLAPSES = 0.8, 0.2
@@ -786,7 +949,7 @@ def write_results(exp: Experiment, rows: List[Dict[str, Any]], an: Analysis, out
     write_json(paths["json"], {"experiment": exp.name, "claim": exp.claim, "verdict": an.sentence,
                                "numbers": an.numbers, **meta, "table": an.table, "runs": rows})
     write_csv(paths["csv"], rows, cols)
-    failed = [r for r in rows if r["status"] == "error"]
+    failed = [r for r in rows if r["status"] in NO_RESULT]
     md = [f"# Experiment `{exp.name}`", "", f"Claim: {exp.claim}.", "", f"**Measured:** {an.sentence}", "",
           f"Grid `{meta['grid']}`, {meta['n_runs']} runs; accuracy = held-out {', '.join(sorted({r['metric'] for r in rows}))}"
           " on the test trials (mean and sd over seeds; diverged runs count as chance).", "",
@@ -795,7 +958,7 @@ def write_results(exp: Experiment, rows: List[Dict[str, Any]], an: Analysis, out
         md += ["Runs that failed with an error (excluded; re-run the experiment to retry):", ""]
         md += [f"- `{r['run_dir']}`: {r['error'].splitlines()[0]}" for r in failed] + [""]
     atomic_write(paths["md"], "\n".join(md))
-    ok = [r for r in rows if r["status"] != "error"]
+    ok = [r for r in rows if r["status"] not in NO_RESULT]
     if ok:
         import io as _io
 
@@ -805,8 +968,11 @@ def write_results(exp: Experiment, rows: List[Dict[str, Any]], an: Analysis, out
     return paths
 
 
-def run_experiment(name: str, opts: Options, log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
-    """Build the sweep of experiment ``name``, run what is unfinished, write the results."""
+def run_experiment(name: str, opts: Options, log: Optional[Callable[[str], None]] = None,
+                   progress: Optional[Callable[[int, int], None]] = None,
+                   estimate_first: bool = False) -> Dict[str, Any]:
+    """Build the sweep of experiment ``name``, run what is unfinished, write the results
+    (``progress``/``estimate_first``: see :func:`cognet.experiments.sweep.execute`)."""
     say = log or (lambda s: None)
     exp, runs = build_runs(name, opts)
     out = Path(opts.out)
@@ -815,13 +981,14 @@ def run_experiment(name: str, opts: Options, log: Optional[Callable[[str], None]
             "sets": list(exp.base_sets(opts))}
     write_manifest(out / "sweep.json", exp.name, runs, meta)
     t0 = time.perf_counter()
-    rows = execute(runs, opts.executor, opts.jobs, out / "slurm", opts.retry_failed, opts.slurm, say)
+    rows = execute(runs, opts.executor, opts.jobs, out / "slurm", opts.retry_failed, opts.slurm, say,
+                   progress=progress, estimate_first=estimate_first)
     for r, run in zip(rows, runs):
         r.update(run.labels)
-    ok = [r for r in rows if r["status"] != "error"]
+    ok = [r for r in rows if r["status"] not in NO_RESULT]
     if not ok:
         raise RuntimeError(f"every run of {name} failed; first error: {rows[0].get('error', '?')}")
-    an = exp.analyse(ok, opts)
+    an = with_ci_column(exp.analyse(ok, opts))
     check_learnt(an, ok)
     paths = write_results(exp, rows, an, out, meta)
     return {"experiment": name, "verdict": an.sentence, "numbers": an.numbers, "table": an.table,
