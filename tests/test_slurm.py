@@ -25,7 +25,7 @@ TINY = ["network.n_rec=20", "train.batch_size=8", "train.eval_every=10", "train.
         "train.checkpoint_every=5", "train.threads=1"]
 # a run long enough to be interrupted after its first checkpoints, also after scancel's KillWait
 # (submitit ignores SIGTERM; Slurm sends SIGKILL KillWait seconds later)
-LONG_ITERS = 150
+LONG_ITERS = 4000  # ~30 s at 20 neurons with the fused engine on a busy 2-core machine (150 was enough before it)
 VOLATILE = {"wall_s", "peak_rss_mb", "resumed_from_iteration", "resumed"}
 
 
