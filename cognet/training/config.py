@@ -43,8 +43,14 @@ class NetworkConfig:
     self_connections: bool = False
     input_scale: float = 3.0  # W_in ~ N(0, (input_scale v_th)^2 / n_in)
     rec_scale: float = 0.5  # W_rec ~ N(0, (rec_scale v_th)^2 / n_rec)
+    dropout: float = 0.0  # per-trial dropout of the recurrent spikes (mask held over time, x 1/(1-p)); 0 = off
+    input_dropout: float = 0.0  # the same on the input spikes; 0 = off
 
     def validate(self) -> None:
+        for k in ("dropout", "input_dropout"):
+            v = getattr(self, k)
+            if not (isinstance(v, (int, float)) and 0.0 <= v < 1.0):
+                raise ConfigError(f"network.{k} must be in [0, 1), got {v!r}")
         _positive(self, "network", ["n_rec", "dt_ms", "tau_mem_ms", "v_th", "tau_adapt_ms", "tau_out_ms"])
         _nonneg(self, "network", ["refractory_ms", "beta", "input_scale", "rec_scale", "tau_adapt_max_ms"])
         _choice(self, "network", "reset", ["subtract", "zero"])
@@ -99,6 +105,9 @@ class TrainConfig:
 SECTIONS = {"network": NetworkConfig, "surrogate": SurrogateConfig, "train": TrainConfig, "eprop": EpropConfig}
 #: sections read by particular rules only (see LearningRule.config_sections)
 RULE_SECTIONS = ("eprop",)
+#: keys added after runs existed: at their default they are left out of :meth:`RunConfig.to_dict`
+#: (so of ``config.yaml`` and ``config_hash``), which keeps the names of existing runs
+HASH_NEUTRAL_DEFAULTS = {("network", "dropout"): 0.0, ("network", "input_dropout"): 0.0}
 
 
 def _rule_sections(rule: str) -> tuple:
@@ -150,6 +159,9 @@ class RunConfig:
         for section in RULE_SECTIONS:
             if section not in used:
                 d.pop(section, None)
+        for (section, key), default in HASH_NEUTRAL_DEFAULTS.items():
+            if section in d and d[section].get(key) == default:
+                del d[section][key]
         return {"task": task, **d}
 
     def resolved_dict(self) -> Dict[str, Any]:

@@ -50,7 +50,7 @@ def build_network(
         n_in=n_in, neurons=neurons, n_out=n_out, tau_out_ms=net_cfg.tau_out_ms, surrogate=make_surrogate(sur_cfg),
         detach_reset=net_cfg.detach_reset, leak_aware=sur_cfg.leak_aware,
         self_connections=net_cfg.self_connections, input_scale=net_cfg.input_scale, rec_scale=net_cfg.rec_scale,
-        generator=generator, dtype=dtype,
+        generator=generator, dtype=dtype, dropout=net_cfg.dropout, input_dropout=net_cfg.input_dropout,
     )
 
 
@@ -69,7 +69,8 @@ def save_model(path: PathLike, net: RSNN, cfg: RunConfig, extra: Optional[Dict[s
 
 
 def load_model(path: PathLike, dtype: Optional[torch.dtype] = None) -> Tuple[RSNN, RunConfig]:
-    """Rebuild the trained network and its run config from ``model.safetensors``."""
+    """Rebuild the trained network and its run config from ``model.safetensors``, in eval mode
+    (no dropout; ``net.train()`` turns training behaviour back on)."""
     load_run_plugins(Path(path).parent)
     tensors, meta = load_tensors(path)
     if meta.get("format") != MODEL_FORMAT:
@@ -93,4 +94,4 @@ def load_model(path: PathLike, dtype: Optional[torch.dtype] = None) -> Tuple[RSN
             raise CorruptFileError(f"{path}: weight {name} has shape {tuple(state[name].shape)}, expected {tuple(p.shape)}")
         with torch.no_grad():
             p.copy_(state[name])
-    return net, cfg
+    return net.eval(), cfg

@@ -13,8 +13,9 @@ resumes from its last checkpoint; a completed run is not retrained.
 
 Randomness: from the run seed, :class:`numpy.random.SeedSequence` derives independent
 streams for the initial weights and neuron parameters, the training batches, the held-out
-validation trials (early stopping), the learning rule, and the test trials that
-``summary.json`` reports. Validation and test trials come from their own streams, never
+validation trials (early stopping), the learning rule, the test trials that
+``summary.json`` reports, and the dropout masks (``network.dropout``; its generator state is
+checkpointed with the batch generator's, so a resumed run draws the same masks). Validation and test trials come from their own streams, never
 seen in training, and the test trials are never used for any decision.
 
 Model selection: by default the run ends with its last weights. With ``train.keep_best``
@@ -57,7 +58,8 @@ class TrainingDiverged(RuntimeError):
 
 
 def derive_seeds(seed: int) -> Dict[str, int]:
-    names = ["init", "train", "eval", "rule", "test"]
+    # SeedSequence.spawn: child i depends only on i, so appending a stream keeps the others
+    names = ["init", "train", "eval", "rule", "test", "dropout"]
     children = np.random.SeedSequence(seed).spawn(len(names))
     return {n: int(c.generate_state(1, dtype=np.uint64)[0] % (2**63 - 1)) for n, c in zip(names, children)}
 
@@ -164,6 +166,7 @@ class Trainer:
         self.net = build_network(self.task.n_in, self.task.n_out, neurons, cfg.network, cfg.surrogate,
                                  generator=g_init, dtype=self.dtype).to(self.device)
         self.g_train = torch.Generator().manual_seed(self.seeds["train"])
+        self.net.dropout_generator = torch.Generator().manual_seed(self.seeds["dropout"])
         g_rule = torch.Generator().manual_seed(self.seeds["rule"])
         self.rule = rules.get_rule_class(cfg.rule).from_config(self.net, self.task, cfg, g_rule)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=tc.lr)
@@ -197,6 +200,8 @@ class Trainer:
                 else:
                     scalars[f"{idx}.{key}"] = val
         tensors["rng.train"] = self.g_train.get_state()
+        if self.net.uses_dropout:
+            tensors["rng.dropout"] = self.net.dropout_generator.get_state()
         for k, v in self.rule.state_tensors().items():
             tensors[f"rule.{k}"] = v
         if self.best_state is not None:
@@ -239,6 +244,8 @@ class Trainer:
             self.opt.load_state_dict({"state": state, "param_groups": param_groups})
             self.sched.load_state_dict(json.loads(meta["sched"]))
             self.g_train.set_state(tensors["rng.train"])
+            if self.net.uses_dropout:
+                self.net.dropout_generator.set_state(tensors["rng.dropout"])
             self.rule.load_state_tensors({k[5:]: v for k, v in tensors.items() if k.startswith("rule.")})
             self.iteration = int(meta["iteration"])
             self.wall_before = float(meta["wall_s"])
