@@ -176,6 +176,8 @@ def eprop_run(
     """
     if net.leak_aware:
         raise ValueError("e-prop does not support surrogate.leak_aware=true (its factor needs the whole sequence)")
+    if getattr(net, "bntt", None) is not None:
+        raise ConfigError("e-prop does not support network.bntt=true; use rule bptt")
     if chunk_steps < 1:
         raise ValueError(f"chunk_steps must be >= 1, got {chunk_steps}")
     T, B, n_in = x.shape
@@ -486,6 +488,9 @@ class _Eprop(LearningRule):
         if net.leak_aware:
             raise ValueError(f"rule {self.name!r} does not support surrogate.leak_aware=true "
                              "(the leak-aware factor needs the whole sequence); use rule bptt")
+        if getattr(net, "bntt", None) is not None:
+            raise ConfigError(f"rule {self.name!r} does not support network.bntt=true (the batch statistics of "
+                              "every step couple all trials, which the per-trial traces do not carry); use rule bptt")
         self.B: Optional[torch.Tensor] = None
         self.prev_w_out: Optional[torch.Tensor] = None
         if self.feedback_kind in ("random", "adaptive"):

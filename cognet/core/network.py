@@ -28,6 +28,11 @@ Dropout (Syed et al. 2021: one mask per trial, held over time; off in ``eval()``
 The masks come from ``dropout_generator`` (the trainer seeds it from the run, see
 :mod:`cognet.training.trainer`), or are passed explicitly (``forward(masks=...)``), which is
 how e-prop (:func:`rules.eprop.eprop_run`) and its autodiff oracle share one draw.
+
+Batch normalisation through time (``bntt_steps > 0``, :mod:`cognet.core.bntt`) maps the
+input currents ``I[t] = W_in (u * x[t])`` per step before the population integrates them.
+
+Dropout and BNTT exist in this reference path only (:attr:`RSNN.needs_reference_path`).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cognet.core.bntt import BNTT
 from cognet.core.functional import ALIFState, Trajectory, constants, simulate
 from cognet.core.params import NeuronParams
 from cognet.core.surrogate import Surrogate
@@ -95,6 +101,8 @@ class RSNN(nn.Module):
         self_connections: allow autapses (default False: diagonal of W_rec held at 0).
         dropout / input_dropout: per-trial dropout rates of the recurrent and input spikes
             (0 = off; see the module docstring). Active only in training mode.
+        bntt_steps: > 0 adds batch normalisation through time of the input currents for trials
+            of up to that many steps (:class:`cognet.core.bntt.BNTT`); 0 = off.
         generator: torch generator for the initial weights.
 
     Inputs: ``x`` spikes ``[T, B, n_in]``, answer ``windows`` (list of (start, end)).
@@ -118,6 +126,7 @@ class RSNN(nn.Module):
         dtype: torch.dtype = torch.float32,
         dropout: float = 0.0,
         input_dropout: float = 0.0,
+        bntt_steps: int = 0,
     ) -> None:
         super().__init__()
         if tau_out_ms <= 0:
@@ -148,6 +157,7 @@ class RSNN(nn.Module):
         self.w_rec = nn.Parameter(w_rec * mask)
         self.w_out = nn.Parameter(torch.randn(self.n_out, self.n, generator=g, dtype=dtype) / math.sqrt(self.n))
         self.b_out = nn.Parameter(torch.zeros(self.n_out, dtype=dtype))
+        self.bntt: Optional[BNTT] = BNTT(int(bntt_steps), self.n, dtype=dtype) if bntt_steps else None
         self._refresh_constants(dtype)
         self._readout_cache: dict = {}
 
@@ -185,6 +195,12 @@ class RSNN(nn.Module):
         run it: it implements neither the masks nor their gradients)."""
         return self.dropout > 0.0 or self.input_dropout > 0.0
 
+    @property
+    def needs_reference_path(self) -> bool:
+        """True when dropout or BNTT is on: only this module's own forward (and e-prop's
+        reference engine, for dropout) implements them, so no fused engine may run it."""
+        return self.uses_dropout or self.bntt is not None
+
     def dropout_masks(self, batch: int, generator: Optional[torch.Generator] = None) -> Optional[DropoutMasks]:
         """Draw this trial batch's masks (``None`` in eval mode or with dropout off)."""
         if not (self.training and self.uses_dropout):
@@ -221,6 +237,8 @@ class RSNN(nn.Module):
                 x = x * masks.inp
             rec_drop = masks.rec
         currents = torch.nn.functional.linear(x, self.w_in)  # all steps in one matmul
+        if self.bntt is not None:
+            currents = self.bntt(currents)
         traj = simulate(
             currents, self.effective_w_rec(), self.consts, self.surrogate, state,
             detach_reset=self.detach_reset, detach_recurrent=self.detach_recurrent,

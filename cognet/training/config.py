@@ -45,6 +45,7 @@ class NetworkConfig:
     rec_scale: float = 0.5  # W_rec ~ N(0, (rec_scale v_th)^2 / n_rec)
     dropout: float = 0.0  # per-trial dropout of the recurrent spikes (mask held over time, x 1/(1-p)); 0 = off
     input_dropout: float = 0.0  # the same on the input spikes; 0 = off
+    bntt: bool = False  # batch normalisation through time of W_in x[t] (Kim & Panda 2021; BPTT only)
 
     def validate(self) -> None:
         for k in ("dropout", "input_dropout"):
@@ -107,7 +108,8 @@ SECTIONS = {"network": NetworkConfig, "surrogate": SurrogateConfig, "train": Tra
 RULE_SECTIONS = ("eprop",)
 #: keys added after runs existed: at their default they are left out of :meth:`RunConfig.to_dict`
 #: (so of ``config.yaml`` and ``config_hash``), which keeps the names of existing runs
-HASH_NEUTRAL_DEFAULTS = {("network", "dropout"): 0.0, ("network", "input_dropout"): 0.0}
+HASH_NEUTRAL_DEFAULTS = {("network", "dropout"): 0.0, ("network", "input_dropout"): 0.0,
+                         ("network", "bntt"): False}
 
 
 def _rule_sections(rule: str) -> tuple:

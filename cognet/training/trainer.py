@@ -48,7 +48,7 @@ import tasks
 from cognet.training.config import ConfigError, RunConfig
 from cognet.training.io import CorruptFileError, append_jsonl, load_tensors, read_json, read_jsonl, rewrite_jsonl, save_tensors, write_json
 from cognet.training.plugins import write_run_plugins
-from cognet.training.model import DTYPES, build_network, load_model, neuron_params, save_model
+from cognet.training.model import DTYPES, build_network, load_model, neuron_params, save_model, stat_buffers
 
 CHECKPOINT_FORMAT = "cognet-checkpoint-1"
 
@@ -164,7 +164,7 @@ class Trainer:
         g_init = torch.Generator().manual_seed(self.seeds["init"])
         neurons = neuron_params(cfg.network, np.random.default_rng(self.seeds["init"]))
         self.net = build_network(self.task.n_in, self.task.n_out, neurons, cfg.network, cfg.surrogate,
-                                 generator=g_init, dtype=self.dtype).to(self.device)
+                                 generator=g_init, dtype=self.dtype, bntt_steps=self.task.T).to(self.device)
         self.g_train = torch.Generator().manual_seed(self.seeds["train"])
         self.net.dropout_generator = torch.Generator().manual_seed(self.seeds["dropout"])
         g_rule = torch.Generator().manual_seed(self.seeds["rule"])
@@ -191,6 +191,7 @@ class Trainer:
         if path is None:
             return
         tensors: Dict[str, torch.Tensor] = {f"model.{k}": v for k, v in self.net.named_parameters()}
+        tensors.update({f"buffer.{k}": v for k, v in stat_buffers(self.net).items()})
         opt_state = self.opt.state_dict()
         scalars: Dict[str, Any] = {}
         for idx, st in opt_state["state"].items():
@@ -231,6 +232,8 @@ class Trainer:
             with torch.no_grad():
                 for k, p in self.net.named_parameters():
                     p.copy_(tensors[f"model.{k}"])
+                for k, b in stat_buffers(self.net).items():
+                    b.copy_(tensors[f"buffer.{k}"])
             param_groups = json.loads(meta["param_groups"])
             scalars = json.loads(meta["optim_scalars"])
             state: Dict[int, Dict[str, Any]] = {}
@@ -251,7 +254,7 @@ class Trainer:
             self.wall_before = float(meta["wall_s"])
             self.best = float(meta["best"])
             if self.cfg.train.keep_best and "best_key" in meta:
-                self.best_state = {k: tensors[f"best.{k}"].to(self.device) for k, _ in self.net.named_parameters()}
+                self.best_state = {k: tensors[f"best.{k}"].to(self.device) for k in self._state()}
                 key = json.loads(meta["best_key"])
                 self.best_key = (float(key[0]), float(key[1]))
                 self.best_iteration = int(meta["best_iteration"])
@@ -265,11 +268,15 @@ class Trainer:
         if key > self.best_key:
             self.best_key = key
             self.best_iteration = self.iteration
-            self.best_state = {k: p.detach().clone() for k, p in self.net.named_parameters()}
+            self.best_state = {k: p.detach().clone() for k, p in self._state().items()}
+
+    def _state(self) -> Dict[str, torch.Tensor]:
+        """The learnt tensors: parameters and statistics (BNTT running statistics)."""
+        return {**dict(self.net.named_parameters()), **stat_buffers(self.net)}
 
     def _load_params(self, state: Dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
-            for k, p in self.net.named_parameters():
+            for k, p in self._state().items():
                 p.copy_(state[k])
 
     # -- the loop ------------------------------------------------------------------------------
@@ -372,7 +379,7 @@ class Trainer:
         if tc.keep_best and self.best_state is not None:
             # the checkpoint keeps the last weights (a resumed run must go on from them);
             # the model and the test score are those of the selected weights
-            last_state = {k: p.detach().clone() for k, p in self.net.named_parameters()}
+            last_state = {k: p.detach().clone() for k, p in self._state().items()}
             self._load_params(self.best_state)
         final = self.evaluate(stream="test")
         summary = {
