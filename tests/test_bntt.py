@@ -51,6 +51,8 @@ def test_config_hash_and_eprop_refusal(tmp_path):
     assert "bntt" not in build_config("copy").to_dict()["network"]
     assert config_hash(build_config("copy", sets=["network.bntt=false"])) == config_hash(build_config("copy"))
     assert config_hash(build_config("copy", sets=["network.bntt=true"])) != config_hash(build_config("copy"))
+    with pytest.raises(ConfigError, match="train.batch_size"):
+        build_config("copy", sets=["network.bntt=true", "train.batch_size=1"])
     cfg = build_config("copy", rule="eprop-symmetric", sets=["network.bntt=true", "network.n_rec=10"])
     with pytest.raises(ConfigError, match="network.bntt"):
         Trainer(cfg)

@@ -386,3 +386,25 @@ def test_eprop_rule_draws_masks_from_the_network_generator():
     net.dropout = net.input_dropout = 0.0
     r5 = EpropSymmetric(net, task, tc).step(batch)
     assert torch.equal(r4.logits, r5.logits)
+
+
+def test_random_feedback_with_dropout_equals_autodiff_with_feedback_matrix():
+    net = _dropout_net(alif=0.5)
+    task, tc = ToyTask(), TC()
+    batch = task.batch()
+    rule = EpropRandom(net, task, tc, torch.Generator().manual_seed(5))
+    masks = net.dropout_masks(batch.x.shape[1], torch.Generator().manual_seed(2))
+    fb = rule.B.clone()
+    got = eprop_run(net, batch.x, batch.windows, lambda w, lg: task.loss_grad_logits(
+        torch.stack([lg if i == w else torch.zeros_like(lg) for i in range(len(batch.windows))]), batch)[w],
+        fb, rate_target_hz=tc.rate_target_hz, rate_reg=tc.rate_reg, masks=masks).grads
+    net.detach_recurrent = net.detach_reset = True
+    out = net(batch.x, batch.windows, masks=masks)
+    M = net.readout_weights(batch.windows, out.z.shape[0])
+    zf = torch.einsum("wt,tbn->wbn", M, out.z * masks.rec)
+    logits = _FeedbackLinear.apply(zf, net.w_out, net.b_out, fb)
+    loss = task.loss(logits, batch) + rate_penalty(out.z, 1.0, tc.rate_target_hz, tc.rate_reg)
+    net.zero_grad()
+    loss.backward()
+    for name in got:
+        assert rel(got[name], getattr(net, name).grad) <= 1e-9, name

@@ -149,6 +149,9 @@ class RunConfig:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         for name in SECTIONS:
             getattr(self, name).validate()
+        if self.network.bntt and self.train.batch_size < 2:
+            raise ConfigError(f"network.bntt needs train.batch_size >= 2 (batch statistics per step), "
+                              f"got {self.train.batch_size}")
         return self
 
     # -- (de)serialisation -------------------------------------------------------------------
