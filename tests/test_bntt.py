@@ -145,3 +145,14 @@ def test_early_exit_shifts_the_answer_windows(bntt_run):
     first = min(s for s, _ in batch.windows)
     with pytest.raises(ValueError, match=f"k <= {first}"):
         early_exit(net, task, [first + 1], trials=2)
+
+
+def test_gamma_starts_at_bntt_gamma_times_v_th():
+    cfg = build_config("copy", sets=["network.bntt=true", "network.bntt_gamma=0.2", "network.v_th=2.0",
+                                     "network.n_rec=8"])
+    t = Trainer(cfg)
+    assert torch.allclose(t.net.bntt.gamma, torch.full_like(t.net.bntt.gamma, 0.4))
+    assert "bntt_gamma" not in build_config("copy").to_dict()["network"]
+    assert build_config("copy", sets=["network.bntt=true"]).to_dict()["network"]["bntt_gamma"] == 0.3
+    with pytest.raises(ConfigError, match="network.bntt_gamma"):
+        build_config("copy", sets=["network.bntt_gamma=0"])

@@ -14,7 +14,11 @@ parameters of its own per step. Here it acts on the recurrent population's input
 At evaluation each step's map is a fixed per-neuron gain and offset (:meth:`BNTT.affine`),
 which is how the Brian2 replay carries it (a ``TimedArray`` gain on the input synapses and
 a ``TimedArray`` offset added to v each step, :mod:`cognet.brian.bridge`). Kim & Panda
-initialise gamma at 1 and drop beta; both are learnt here (beta starts at 0). A trial longer
+initialise gamma at 1 and drop beta; both are learnt here, beta from 0 and gamma from
+``gamma_init`` (per neuron; the network passes ``network.bntt_gamma * v_th``, default 0.3:
+on the parity task gamma = 0.15 or 0.3 v_th trained to 0.996 in 200 iterations, 0.6 or 1 v_th
+stayed at chance, because unit-variance input currents at every step drown the recurrent
+memory). A trial longer
 than the ``steps`` the layer was built for has no statistics for its later steps and is
 refused. Trained with BPTT (autograd); the e-prop rules refuse it.
 """
@@ -32,12 +36,13 @@ class BNTT(nn.Module):
     """Per-step batch normalisation of ``[T, B, n]`` currents (see the module docstring)."""
 
     def __init__(self, steps: int, n: int, eps: float = 1e-5, momentum: float = 0.1,
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, gamma_init=1.0) -> None:
         super().__init__()
         if steps < 1 or n < 1:
             raise ValueError(f"BNTT needs steps >= 1 and n >= 1, got steps={steps}, n={n}")
         self.steps, self.n, self.eps, self.momentum = int(steps), int(n), float(eps), float(momentum)
-        self.gamma = nn.Parameter(torch.ones(steps, n, dtype=dtype))
+        gamma = torch.ones(steps, n, dtype=dtype) * torch.as_tensor(gamma_init, dtype=dtype)
+        self.gamma = nn.Parameter(gamma)
         self.beta = nn.Parameter(torch.zeros(steps, n, dtype=dtype))
         self.register_buffer("running_mean", torch.zeros(steps, n, dtype=dtype))
         self.register_buffer("running_var", torch.ones(steps, n, dtype=dtype))

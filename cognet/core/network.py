@@ -103,6 +103,7 @@ class RSNN(nn.Module):
             (0 = off; see the module docstring). Active only in training mode.
         bntt_steps: > 0 adds batch normalisation through time of the input currents for trials
             of up to that many steps (:class:`cognet.core.bntt.BNTT`); 0 = off.
+        bntt_gamma: initial BNTT scale gamma in units of the neuron's v_th.
         generator: torch generator for the initial weights.
 
     Inputs: ``x`` spikes ``[T, B, n_in]``, answer ``windows`` (list of (start, end)).
@@ -127,6 +128,7 @@ class RSNN(nn.Module):
         dropout: float = 0.0,
         input_dropout: float = 0.0,
         bntt_steps: int = 0,
+        bntt_gamma: float = 0.3,
     ) -> None:
         super().__init__()
         if tau_out_ms <= 0:
@@ -157,7 +159,8 @@ class RSNN(nn.Module):
         self.w_rec = nn.Parameter(w_rec * mask)
         self.w_out = nn.Parameter(torch.randn(self.n_out, self.n, generator=g, dtype=dtype) / math.sqrt(self.n))
         self.b_out = nn.Parameter(torch.zeros(self.n_out, dtype=dtype))
-        self.bntt: Optional[BNTT] = BNTT(int(bntt_steps), self.n, dtype=dtype) if bntt_steps else None
+        self.bntt: Optional[BNTT] = (BNTT(int(bntt_steps), self.n, dtype=dtype, gamma_init=bntt_gamma * v_th)
+                                     if bntt_steps else None)
         self._refresh_constants(dtype)
         self._readout_cache: dict = {}
 

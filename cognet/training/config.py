@@ -46,13 +46,15 @@ class NetworkConfig:
     dropout: float = 0.0  # per-trial dropout of the recurrent spikes (mask held over time, x 1/(1-p)); 0 = off
     input_dropout: float = 0.0  # the same on the input spikes; 0 = off
     bntt: bool = False  # batch normalisation through time of W_in x[t] (Kim & Panda 2021; BPTT only)
+    bntt_gamma: float = 0.3  # initial BNTT scale gamma_t in units of v_th (1 = Kim & Panda; too strong here)
 
     def validate(self) -> None:
         for k in ("dropout", "input_dropout"):
             v = getattr(self, k)
             if not (isinstance(v, (int, float)) and 0.0 <= v < 1.0):
                 raise ConfigError(f"network.{k} must be in [0, 1), got {v!r}")
-        _positive(self, "network", ["n_rec", "dt_ms", "tau_mem_ms", "v_th", "tau_adapt_ms", "tau_out_ms"])
+        _positive(self, "network", ["n_rec", "dt_ms", "tau_mem_ms", "v_th", "tau_adapt_ms", "tau_out_ms",
+                                    "bntt_gamma"])
         _nonneg(self, "network", ["refractory_ms", "beta", "input_scale", "rec_scale", "tau_adapt_max_ms"])
         _choice(self, "network", "reset", ["subtract", "zero"])
         if not 0 <= self.alif_fraction <= 1:
@@ -110,6 +112,8 @@ RULE_SECTIONS = ("eprop",)
 #: (so of ``config.yaml`` and ``config_hash``), which keeps the names of existing runs
 HASH_NEUTRAL_DEFAULTS = {("network", "dropout"): 0.0, ("network", "input_dropout"): 0.0,
                          ("network", "bntt"): False}
+#: keys that only enter the identity of runs in which the key named beside them is on
+ONLY_WITH = {("network", "bntt_gamma"): "bntt"}
 
 
 def _rule_sections(rule: str) -> tuple:
@@ -164,6 +168,9 @@ class RunConfig:
         for section in RULE_SECTIONS:
             if section not in used:
                 d.pop(section, None)
+        for (section, key), switch in ONLY_WITH.items():
+            if section in d and not d[section].get(switch):
+                d[section].pop(key, None)
         for (section, key), default in HASH_NEUTRAL_DEFAULTS.items():
             if section in d and d[section].get(key) == default:
                 del d[section][key]

@@ -55,7 +55,7 @@ def build_network(
         detach_reset=net_cfg.detach_reset, leak_aware=sur_cfg.leak_aware,
         self_connections=net_cfg.self_connections, input_scale=net_cfg.input_scale, rec_scale=net_cfg.rec_scale,
         generator=generator, dtype=dtype, dropout=net_cfg.dropout, input_dropout=net_cfg.input_dropout,
-        bntt_steps=bntt_steps if net_cfg.bntt else 0,
+        bntt_steps=bntt_steps if net_cfg.bntt else 0, bntt_gamma=net_cfg.bntt_gamma,
     )
 
 
