@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -75,6 +76,7 @@ def test_cli_align_writes_json_and_figure_and_rejects_unknown_rules(tmp_path):
     assert res.exit_code == 2 and "unknown rule 'eprop-nope'" in res.output
 
 
+@pytest.mark.slow
 def test_alignment_with_dropout_compares_rules_on_the_same_masks():
     cfg = build_config(task="xor", sets=SETS + ["network.dropout=0.3", "network.input_dropout=0.2"])
     res = gradient_alignment(cfg, ["eprop-symmetric"], every=3)

@@ -4,10 +4,6 @@ saved and resumed with the run, refused by e-prop, replayed spike-identically in
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +17,6 @@ from cognet.training.model import load_model
 from cognet.training.trainer import Trainer, config_hash, train
 
 F64 = torch.float64
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_training_mode_normalises_each_step_and_updates_running_statistics():
@@ -56,11 +51,14 @@ def test_config_hash_and_eprop_refusal(tmp_path):
     cfg = build_config("copy", rule="eprop-symmetric", sets=["network.bntt=true", "network.n_rec=10"])
     with pytest.raises(ConfigError, match="network.bntt"):
         Trainer(cfg)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.run([sys.executable, "-m", "cognet", "train", "--task", "copy", "--rule", "eprop-random",
-                        "--set", "network.bntt=true", "--out", str(tmp_path / "x")], capture_output=True, text=True,
-                       env=env)
-    assert p.returncode == 2 and "Error:" in p.stderr and "network.bntt" in p.stderr and "Traceback" not in p.stderr
+    from click.testing import CliRunner
+
+    from cognet.cli import main
+
+    res = CliRunner().invoke(main, ["train", "--task", "copy", "--rule", "eprop-random", "--set", "network.bntt=true",
+                                    "--set", "network.n_rec=8", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "Error:" in res.output and "network.bntt" in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +76,7 @@ def test_bntt_trains_saves_statistics_and_resumes_identically(bntt_run, tmp_path
     cfg, out = bntt_run
     net, _ = load_model(out / "model.safetensors")
     assert net.bntt is not None and not net.training
+    assert net.needs_reference_path and not net.uses_dropout
     task = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms)
     assert net.bntt.steps == task.T
     assert float(net.bntt.running_mean.abs().sum()) > 0  # statistics were learnt and saved
@@ -109,16 +108,11 @@ def test_bntt_brian2_replay_is_spike_identical(bntt_run):
     res = verify_run(out, trials=8, target="numpy", write=False)
     assert res["identical_trial_fraction"] == 1.0 and res["torch"]["spikes"] > 0
     assert res["torch"]["accuracy"] == res["brian2"]["accuracy"]
-    # the per-step map matters: without it Brian2 replays another network
+    # the per-step map is far from the identity (so the replay had to carry it)
     net, _ = load_model(out / "model.safetensors", dtype=F64)
-    task = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms)
-    batch = task.sample(4, torch.Generator().manual_seed(1), split="test")
-    x = batch.x.numpy()
-    with torch.no_grad():
-        z_t = net(batch.x.to(F64), batch.windows).z.numpy().astype(np.uint8)
-    plain = bridge.simulate(net.w_in.detach().double().numpy(), net.effective_w_rec().detach().double().numpy(),
-                            net.neurons, x, target="numpy")
-    assert not np.array_equal(plain.z, z_t)
+    gain, offset = net.bntt.affine()
+    assert float((gain - 1).abs().max()) > 0.5 and float(offset.abs().max()) > 0.1
+    x = np.zeros((net.bntt.steps, 2, net.n_in))
     with pytest.raises(ValueError, match="input_gain and input_offset"):
         bridge.simulate(net.w_in.detach().double().numpy(), net.effective_w_rec().detach().double().numpy(),
                         net.neurons, x, target="numpy", input_gain=np.ones((x.shape[0], net.n)))
