@@ -150,3 +150,24 @@ def test_gamma_starts_at_bntt_gamma_times_v_th():
     assert build_config("copy", sets=["network.bntt=true"]).to_dict()["network"]["bntt_gamma"] == 0.3
     with pytest.raises(ConfigError, match="network.bntt_gamma"):
         build_config("copy", sets=["network.bntt_gamma=0"])
+
+
+def test_bntt_with_dropout_trains_and_cli_reports_early_exit(tmp_path, tiny_sets):
+    import json
+
+    from click.testing import CliRunner
+
+    from cognet.cli import main
+
+    out = tmp_path / "run"  # (`cognet train` itself is exercised in test_training; its report costs ~8 s)
+    train(build_config("parity", sets=tiny_sets + ["network.bntt=true", "network.dropout=0.2",
+                                                   "network.input_dropout=0.1"]), out, progress=False)
+    net, cfg = load_model(out / "model.safetensors")
+    assert net.bntt is not None and net.dropout == 0.2 and cfg.network.input_dropout == 0.1
+    res = CliRunner().invoke(main, ["eval", str(out), "--trials", "16", "--early-exit", "0,2", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert [r["k"] for r in data["early_exit"]] == [0, 2]
+    assert data["early_exit"][0]["sequence_accuracy"] == data["sequence_accuracy"]
+    res = CliRunner().invoke(main, ["eval", str(out), "--early-exit", "x"])
+    assert res.exit_code == 2 and "--early-exit" in res.output
