@@ -26,6 +26,12 @@ Eligibility traces of synapse i -> j, with pre_i[t] = x_i[t] (input synapses) or
 
 Self-connections get zero gradient (``rec_mask``).
 
+Dropout (``network.dropout`` / ``network.input_dropout``, masks m [B, n] and u [B, n_in]
+drawn once per trial, see :mod:`cognet.core.network`): the presynaptic activities become
+pre_i[t] = u_i x_i[t] and m_i z_i[t-1], the readout filters m_j z_j[t], so the learning
+signal of neuron j is m_j L_j^w. The neuron's own reset, adaptation, pseudo-derivative and
+rate regulariser use its own spikes z_j. With these the exactness below holds with dropout on.
+
 Loss on readout window means: logit_w = mean_{t in w} y[t], y[t] = W_out zf[t] + b_out,
 zf[t] = kappa zf[t-1] + z[t]. With g_w = dE/dlogit_w (``task.loss_grad_logits``, known at
 the end of window w) and feedback matrix B ([n, n_out])::
@@ -151,6 +157,7 @@ def eprop_run(
     rate_target_hz: float = 10.0,
     rate_reg: float = 0.0,
     chunk_steps: int = 64,
+    masks=None,
 ) -> EpropOutput:
     """One forward pass with online e-prop; returns the weight gradients.
 
@@ -164,9 +171,13 @@ def eprop_run(
         filtered: readout-filtered traces (exact) or plain traces (approximation).
         rate_target_hz, rate_reg: the firing-rate regulariser (see :mod:`rules.base`).
         chunk_steps: steps per chunk (memory ~ chunk_steps * B * (n + n_in)).
+        masks: the trials' :class:`~cognet.core.network.DropoutMasks` (default: drawn by
+            ``net.dropout_masks``, i.e. none in eval mode or with dropout off).
     """
     if net.leak_aware:
         raise ValueError("e-prop does not support surrogate.leak_aware=true (its factor needs the whole sequence)")
+    if getattr(net, "bntt", None) is not None:
+        raise ConfigError("e-prop does not support network.bntt=true; use rule bptt")
     if chunk_steps < 1:
         raise ValueError(f"chunk_steps must be >= 1, got {chunk_steps}")
     T, B, n_in = x.shape
@@ -175,6 +186,14 @@ def eprop_run(
     N, P, n_out = net.n, n_in + net.n, net.n_out
     dev, dt = net.w_rec.device, net.w_rec.dtype
     x = x.to(device=dev, dtype=dt)
+    if masks is None:
+        masks = net.dropout_masks(B)
+    m_rec = None
+    if masks is not None:
+        if masks.inp is not None:
+            x = x * masks.inp.to(device=dev, dtype=dt)
+        if masks.rec is not None:
+            m_rec = masks.rec.to(device=dev, dtype=dt)
     c = net.consts
     sur = net.surrogate
     w_rec = net.effective_w_rec().detach()
@@ -234,11 +253,11 @@ def eprop_run(
         # ---- forward through the chunk (the network's own step function) -------------
         for k in range(K):
             t = c0 + k
-            pre[:, k, n_in:] = state.z
+            pre[:, k, n_in:] = state.z if m_rec is None else state.z * m_rec
             if zero_reset:
                 torch.mul(alpha, 1.0 - state.z, out=alph[k])
             r_prev = state.r
-            z, state = alif_step(state, cur[k], w_rec, c, sur, True, True)
+            z, state = alif_step(state, cur[k], w_rec, c, sur, True, True, m_rec)
             if adaptive:
                 xs = (state.v - c.v_th - c.beta * state.a) / c.v_th
             else:
@@ -247,7 +266,7 @@ def eprop_run(
             if c.refractory:
                 d = d * (r_prev == 0).to(dt)
             torch.div(d, c.v_th, out=psi[k + 1])
-            zf.mul_(kappa).add_(z)
+            zf.mul_(kappa).add_(z if m_rec is None else z * m_rec)
             zcount.add_(z)
             if in_win[t]:
                 zwin.add_(zf)
@@ -261,6 +280,8 @@ def eprop_run(
                 g_wout.add_(g.t() @ zmean)
                 g_bout.add_(g.sum(0))
                 L = (g @ feedback.t()) / (e - s)  # [B, n]
+                if m_rec is not None:
+                    L = L * m_rec
                 zwin.zero_()
         psi_prev = psi[K].clone()
 
@@ -467,6 +488,9 @@ class _Eprop(LearningRule):
         if net.leak_aware:
             raise ValueError(f"rule {self.name!r} does not support surrogate.leak_aware=true "
                              "(the leak-aware factor needs the whole sequence); use rule bptt")
+        if getattr(net, "bntt", None) is not None:
+            raise ConfigError(f"rule {self.name!r} does not support network.bntt=true (the batch statistics of "
+                              "every step couple all trials, which the per-trial traces do not carry); use rule bptt")
         self.B: Optional[torch.Tensor] = None
         self.prev_w_out: Optional[torch.Tensor] = None
         if self.feedback_kind in ("random", "adaptive"):

@@ -330,3 +330,81 @@ def test_evidence_task_layout():
         tasks.get_task("evidence", {"n_cues": 6})
     cfg = build_config(task="evidence", rule="eprop-random")
     assert cfg.network.n_rec == 100 and cfg.network.tau_adapt_ms == 2000.0 and cfg.train.batch_size == 32
+
+
+# ---------------------------------------------------------------------------------------
+# dropout (network.dropout / network.input_dropout): the same masks in e-prop and autodiff
+# ---------------------------------------------------------------------------------------
+def _dropout_net(reset="subtract", alif=0.5, p=0.3, p_in=0.25):
+    net = make_net(reset=reset, alif=alif)
+    net.dropout, net.input_dropout = p, p_in
+    return net
+
+
+@pytest.mark.parametrize("reset,alif", [("subtract", 0.5), ("zero", 1.0), ("subtract", 0.0)])
+def test_symmetric_eprop_with_dropout_equals_stop_gradient_autodiff(reset, alif):
+    from cognet.core.network import DropoutMasks
+
+    net = _dropout_net(reset, alif)
+    task, tc = ToyTask(), TC()
+    batch = task.batch()
+    masks = net.dropout_masks(batch.x.shape[1], torch.Generator().manual_seed(11))
+    assert bool((masks.rec == 0).any()) and bool((masks.inp == 0).any())
+    net.detach_recurrent = net.detach_reset = True
+    out = net(batch.x, batch.windows, masks=masks)
+    loss = task.loss(out.logits, batch) + rate_penalty(out.z, 1.0, tc.rate_target_hz, tc.rate_reg)
+    net.zero_grad()
+    loss.backward()
+    want = {k: getattr(net, k).grad.clone() for k in ("w_in", "w_rec", "w_out", "b_out")}
+    net.detach_recurrent = False
+    got = eprop_run(net, batch.x, batch.windows, lambda w, lg: task.loss_grad_logits(
+        torch.stack([lg if i == w else torch.zeros_like(lg) for i in range(len(batch.windows))]), batch)[w],
+        net.w_out.detach().t(), rate_target_hz=tc.rate_target_hz, rate_reg=tc.rate_reg, chunk_steps=7, masks=masks)
+    for name, g in want.items():
+        assert rel(got.grads[name], g) <= 1e-9, name
+    torch.testing.assert_close(got.logits, out.logits.detach(), rtol=1e-12, atol=1e-12)
+    # without the masks e-prop computes another gradient (the masks are really used)
+    plain = eprop_run(net, batch.x, batch.windows, lambda w, lg: torch.zeros_like(lg), net.w_out.detach().t(),
+                      masks=DropoutMasks(None, None))
+    assert not torch.equal(plain.logits, got.logits)
+
+
+def test_eprop_rule_draws_masks_from_the_network_generator():
+    net = _dropout_net()
+    task, tc = ToyTask(), TC()
+    batch = task.batch()
+    net.dropout_generator.manual_seed(4)
+    r1 = EpropSymmetric(net, task, tc).step(batch)
+    g1 = net.w_rec.grad.clone()
+    net.dropout_generator.manual_seed(4)
+    r2 = EpropSymmetric(net, task, tc).step(batch)
+    assert torch.equal(g1, net.w_rec.grad) and torch.equal(r1.logits, r2.logits)
+    r3 = EpropSymmetric(net, task, tc).step(batch)  # the next draw: other masks
+    assert not torch.equal(r3.logits, r1.logits)
+    net.eval()  # no dropout at evaluation: the same as the plain network
+    r4 = EpropSymmetric(net, task, tc).step(batch)
+    net.dropout = net.input_dropout = 0.0
+    r5 = EpropSymmetric(net, task, tc).step(batch)
+    assert torch.equal(r4.logits, r5.logits)
+
+
+def test_random_feedback_with_dropout_equals_autodiff_with_feedback_matrix():
+    net = _dropout_net(alif=0.5)
+    task, tc = ToyTask(), TC()
+    batch = task.batch()
+    rule = EpropRandom(net, task, tc, torch.Generator().manual_seed(5))
+    masks = net.dropout_masks(batch.x.shape[1], torch.Generator().manual_seed(2))
+    fb = rule.B.clone()
+    got = eprop_run(net, batch.x, batch.windows, lambda w, lg: task.loss_grad_logits(
+        torch.stack([lg if i == w else torch.zeros_like(lg) for i in range(len(batch.windows))]), batch)[w],
+        fb, rate_target_hz=tc.rate_target_hz, rate_reg=tc.rate_reg, masks=masks).grads
+    net.detach_recurrent = net.detach_reset = True
+    out = net(batch.x, batch.windows, masks=masks)
+    M = net.readout_weights(batch.windows, out.z.shape[0])
+    zf = torch.einsum("wt,tbn->wbn", M, out.z * masks.rec)
+    logits = _FeedbackLinear.apply(zf, net.w_out, net.b_out, fb)
+    loss = task.loss(logits, batch) + rate_penalty(out.z, 1.0, tc.rate_target_hz, tc.rate_reg)
+    net.zero_grad()
+    loss.backward()
+    for name in got:
+        assert rel(got[name], getattr(net, name).grad) <= 1e-9, name

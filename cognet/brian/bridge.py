@@ -12,6 +12,12 @@ The Brian2 model is generated from the network's :class:`~cognet.core.params.Neu
     input:      v_post += w_in              (Synapses, event-driven on_pre, no delay)
     recurrent:  v_post += w_rec             (Synapses, event-driven on_pre, one-step delay)
 
+Batch normalisation through time (``network.bntt``, fixed at evaluation to
+``I'[t] = gain[t] * W_in x[t] + offset[t]``, :mod:`cognet.core.bntt`): the input synapses
+become ``v_post += w_in * bn_gain(t, j)`` and ``v += bn_offset(t, i)`` runs once per training
+step after the decay (``groups`` slot, after the state update, before the synapses), both
+``TimedArray`` s of ``[T, B n]`` values on the training step.
+
 Schedule. The network runs with ``['start', 'groups', 'synapses', 'thresholds', 'resets',
 'end']`` (synapses before thresholds; Brian2's default is thresholds first), and the input
 SpikeGeneratorGroup emits in the ``start`` slot. Within step ``t``: the state decays
@@ -277,6 +283,8 @@ def simulate(
     input_dt_ms: Optional[float] = None,
     rec_delay_ms: Optional[float] = None,
     target: Optional[str] = None,
+    input_gain: Optional[np.ndarray] = None,
+    input_offset: Optional[np.ndarray] = None,
 ) -> Brian2Run:
     """Simulate ``B`` trials of the network in one Brian2 run.
 
@@ -290,6 +298,8 @@ def simulate(
         rec_delay_ms: recurrent delay (default one Brian2 step; at least one step and a whole
             number of steps).
         target: ``numpy``, ``cython``, ``cpp_standalone`` or None (see :func:`resolve_target`).
+        input_gain, input_offset: the fixed BNTT map per input step ``[T_in, n]`` (both or
+            neither; see the module docstring).
     """
     w_in = np.asarray(w_in, dtype=np.float64)
     w_rec = np.asarray(w_rec, dtype=np.float64)
@@ -318,9 +328,19 @@ def simulate(
         raise ValueError("input spikes x must be 0 or 1")
     T_in, B, n_in = x.shape
     T = T_in * factor
+    bn = None
+    if (input_gain is None) != (input_offset is None):
+        raise ValueError("input_gain and input_offset come together (the BNTT map), got only one")
+    if input_gain is not None:
+        bn = (np.asarray(input_gain, dtype=np.float64), np.asarray(input_offset, dtype=np.float64))
+        for name, arr in zip(("input_gain", "input_offset"), bn):
+            if arr.shape != (T_in, n):
+                raise ValueError(f"{name} must be [{T_in}, {n}] (input steps, neurons), got {arr.shape}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{name} contains NaN or inf")
     chosen = resolve_target(target, neuron_model(params), delay_steps > 1)
     try:
-        return _simulate(w_in, w_rec, params, x, factor, delay_steps, T, chosen)
+        return _simulate(w_in, w_rec, params, x, factor, delay_steps, T, chosen, bn)
     except Brian2Unavailable:
         raise
     except Exception as exc:
@@ -328,7 +348,7 @@ def simulate(
             raise
         warnings.warn(f"Brian2 target {chosen!r} failed to build ({type(exc).__name__}: {str(exc)[:200]}); "
                       "falling back to the numpy target", RuntimeWarning, stacklevel=2)
-        return _simulate(w_in, w_rec, params, x, factor, delay_steps, T, "numpy")
+        return _simulate(w_in, w_rec, params, x, factor, delay_steps, T, "numpy", bn)
 
 
 def _looks_like_build_failure(exc: BaseException) -> bool:
@@ -337,7 +357,7 @@ def _looks_like_build_failure(exc: BaseException) -> bool:
                                    "project", "linker", "build", "command"))
 
 
-def _simulate(w_in, w_rec, params, x, factor, delay_steps, T, target) -> Brian2Run:
+def _simulate(w_in, w_rec, params, x, factor, delay_steps, T, target, bn=None) -> Brian2Run:
     b2 = _import_brian2()
     from brian2 import ms
 
@@ -363,12 +383,16 @@ def _simulate(w_in, w_rec, params, x, factor, delay_steps, T, target) -> Brian2R
     syn_rec_w = np.tile(w_rec[post_rec, pre_rec], B)
 
     namespace = {name: (val * ms if unit == "ms" else val) for name, (val, unit) in model.constants.items()}
+    if bn is not None:  # trial b's neuron j is group neuron b*n + j: tile the [T_in, n] maps B times
+        input_dt = params.dt_ms * factor * ms
+        namespace["bn_gain"] = b2.TimedArray(np.tile(bn[0], (1, B)), dt=input_dt, name="bn_gain")
+        namespace["bn_offset"] = b2.TimedArray(np.tile(bn[1], (1, B)), dt=input_dt, name="bn_offset")
 
     standalone = target == "cpp_standalone"
     lock = None
     if standalone:
         shape_key = hashlib.sha1(repr((n, n_in, B, T, model.equations, model.threshold, model.reset,
-                                       model.refractory, delay_steps, len(syn_in_i), len(syn_rec_i)))
+                                       model.refractory, delay_steps, len(syn_in_i), len(syn_rec_i), bn is not None))
                                  .encode()).hexdigest()[:12]
         directory = standalone_dir() / shape_key
         directory.mkdir(parents=True, exist_ok=True)
@@ -387,10 +411,14 @@ def _simulate(w_in, w_rec, params, x, factor, delay_steps, T, target) -> Brian2R
         for name, (vals, unit) in model.per_neuron.items():
             tiled = np.tile(vals, B)
             setattr(G, name, tiled * ms if unit == "ms" else tiled)
+        if bn is not None:
+            G.run_regularly("v += bn_offset(t, i)", dt=params.dt_ms * factor * ms, when="groups", order=1,
+                            name="bn_offset_op")
         gen = b2.SpikeGeneratorGroup(B * n_in, gen_idx, gen_times * ms, dt=dt, when="start", name="inputs")
         objects = [G, gen]
         if len(syn_in_i):  # Brian2 refuses Synapses without synapses
-            S_in = b2.Synapses(gen, G, "w : 1 (constant)", on_pre="v_post += w", dt=dt, name="syn_in",
+            on_pre = "v_post += w * bn_gain(t, j)" if bn is not None else "v_post += w"
+            S_in = b2.Synapses(gen, G, "w : 1 (constant)", on_pre=on_pre, dt=dt, name="syn_in",
                                namespace=namespace)
             S_in.connect(i=syn_in_i, j=syn_in_j)
             S_in.w = syn_in_w
@@ -487,4 +515,10 @@ def simulate_network(net, x, params: Optional[NeuronParams] = None, input_dt_ms:
         w_rec = net.effective_w_rec().detach().double().cpu().numpy()
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
-    return simulate(w_in, w_rec, params or net.neurons, x, input_dt_ms, rec_delay_ms, target)
+    gain = offset = None
+    if getattr(net, "bntt", None) is not None:
+        if net.bntt.training:
+            raise ValueError("a network with BNTT replays in Brian2 only in eval mode (fixed per-step map); call net.eval()")
+        with torch.no_grad():
+            gain, offset = (a.detach().double().cpu().numpy() for a in net.bntt.affine(x.shape[0]))
+    return simulate(w_in, w_rec, params or net.neurons, x, input_dt_ms, rec_delay_ms, target, gain, offset)

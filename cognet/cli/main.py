@@ -153,21 +153,41 @@ def train_cmd(task, rule, seed, config_file, sets, out, restart, as_json, quiet)
 @click.option("--trials", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
               help="held-out seed (default: the run's own held-out stream)")
+@click.option("--early-exit", "early", default=None, metavar="K1,K2,...",
+              help="also score the answers read K steps earlier (temporal early exit, analysis.early_exit)")
 @click.option("--json", "as_json", is_flag=True)
-def eval_cmd(run_dir, trials, seed, as_json) -> None:
+def eval_cmd(run_dir, trials, seed, early, as_json) -> None:
     """Score a trained run on fresh held-out trials."""
     from cognet.training.trainer import eval_run
 
     try:
+        ks = None
+        if early is not None:
+            try:
+                ks = [int(v) for v in str(early).split(",") if v.strip()]
+            except ValueError:
+                raise ValueError(f"--early-exit expects integers K1,K2,..., got {early!r}") from None
         res = eval_run(Path(run_dir), trials, seed)
+        if ks is not None:
+            import tasks
+            from analysis.early_exit import early_exit
+            from cognet.training.model import load_model
+
+            net, cfg = load_model(Path(run_dir) / "model.safetensors")
+            task = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms)
+            res["early_exit"] = early_exit(net, task, ks, trials, res["eval_seed"])["rows"]
     except _user_errors() as exc:
         _fail(exc)
     res.pop("rates_hz", None)
-    emit(res, as_json, [
+    lines = [
         f"{res['task']} / {res['rule']} seed {res['seed']}: {trials} held-out trials (seed {res['eval_seed']})",
         f"bit accuracy {res['bit_accuracy']:.3f}, sequence accuracy {res['sequence_accuracy']:.3f}{_ci(res)}, "
         f"mean rate {res['mean_rate_hz']:.2f} Hz, silent {100 * res['silent_fraction']:.1f}%",
-    ])
+    ]
+    for r in res.get("early_exit", []):
+        lines.append(f"read {r['k']} steps ({r['saved_ms']:g} ms) earlier: bit accuracy {r['bit_accuracy']:.3f}, "
+                     f"sequence accuracy {r['sequence_accuracy']:.3f}")
+    emit(res, as_json, lines)
 
 
 @main.command("demo")

@@ -18,6 +18,11 @@ pseudo-derivative. Gradient switches:
 * ``detach_recurrent``: stop the gradient through ``z[t-1]`` in ``W_rec z[t-1]`` too.
   With both set, autodiff computes exactly the e-prop factorisation (Bellec et al. 2020):
   only the neuron's own adaptation path ``a[t] = rho a[t-1] + z[t-1]`` keeps its gradient.
+
+Dropout (``rec_drop``, a ``[batch, n]`` mask ``m`` of values 0 or 1/(1-p), drawn once per
+trial by :meth:`cognet.core.network.RSNN.dropout_masks` and held for all steps): the
+recurrent input becomes ``W_rec (m * z[t-1])``; the neuron's own reset and adaptation
+still see its own spikes ``z[t-1]``. ``None`` (the default) is the plain update.
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ def alif_step(
     spike_fn: Surrogate,
     detach_reset: bool = True,
     detach_recurrent: bool = False,
+    rec_drop: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, ALIFState]:
     """Advance the population by one step; returns ``(z[t], state[t])``.
 
@@ -89,6 +95,8 @@ def alif_step(
     z_prev = state.z
     z_rec = z_prev.detach() if detach_recurrent else z_prev
     z_res = z_prev.detach() if detach_reset else z_prev
+    if rec_drop is not None:
+        z_rec = z_rec * rec_drop
     if c.reset_zero:
         v = c.alpha * state.v * (1.0 - z_res) + i_t + F.linear(z_rec, w_rec)
     else:
@@ -125,12 +133,14 @@ def simulate(
     detach_recurrent: bool = False,
     leak_aware: bool = False,
     record_state: bool = False,
+    rec_drop: Optional[torch.Tensor] = None,
 ) -> Trajectory:
     """Run :func:`alif_step` over ``currents = W_in x`` of shape ``[T, B, n]``.
 
     The input is unbound once (indexing ``currents[t]`` inside the loop would make the
     backward pass quadratic in T). With ``leak_aware`` the surrogate is rescaled per sample
-    and neuron by the Lee et al. (2020) factor once the sequence is complete.
+    and neuron by the Lee et al. (2020) factor once the sequence is complete. ``rec_drop``:
+    the per-trial dropout mask of the recurrent spikes (see the module docstring).
     """
     T, B, n = currents.shape
     if state is None:
@@ -140,7 +150,7 @@ def simulate(
     vs: List[torch.Tensor] = []
     as_: List[torch.Tensor] = []
     for i_t in currents.unbind(0):
-        z, state = alif_step(state, i_t, w_rec, c, spike_fn, detach_reset, detach_recurrent)
+        z, state = alif_step(state, i_t, w_rec, c, spike_fn, detach_reset, detach_recurrent, rec_drop)
         if leak_aware:
             z = LeakAwareScale.apply(z, holder)
             state = state._replace(z=z)

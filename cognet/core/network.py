@@ -19,6 +19,23 @@ Weight initialisation (documented defaults, see :class:`cognet.training.config.N
     W_in  ~ N(0, (input_scale * v_th)^2 / n_in)
     W_rec ~ N(0, (rec_scale * v_th)^2 / n),  diagonal zero (no self-connections)
     W_out ~ N(0, 1 / n),  b_out = 0
+
+Dropout (Syed et al. 2021: one mask per trial, held over time; off in ``eval()`` mode)::
+
+    m_j   ~ Bernoulli(1 - p) / (1 - p)        per trial and recurrent neuron, p = dropout
+    u_i   ~ Bernoulli(1 - p_in) / (1 - p_in)  per trial and input neuron,  p_in = input_dropout
+    I[t]  = W_in (u * x[t])
+    v[t]  = ... + W_rec (m * z[t-1])          (the neuron's own reset/adaptation use z)
+    zf[t] = kappa zf[t-1] + m * z[t]          (the readout sees the masked spikes)
+
+The masks come from ``dropout_generator`` (the trainer seeds it from the run, see
+:mod:`cognet.training.trainer`), or are passed explicitly (``forward(masks=...)``), which is
+how e-prop (:func:`rules.eprop.eprop_run`) and its autodiff oracle share one draw.
+
+Batch normalisation through time (``bntt_steps > 0``, :mod:`cognet.core.bntt`) maps the
+input currents ``I[t] = W_in (u * x[t])`` per step before the population integrates them.
+
+Dropout and BNTT exist in this reference path only (:attr:`RSNN.needs_reference_path`).
 """
 
 from __future__ import annotations
@@ -30,6 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cognet.core.bntt import BNTT
 from cognet.core.functional import ALIFState, Trajectory, constants, simulate
 from cognet.core.fused import ENGINES, project_inputs, resolve_engine, simulate_fused
 from cognet.core.params import NeuronParams
@@ -53,10 +71,25 @@ def readout_matrix(windows: Sequence[Tuple[int, int]], T: int, kappa: float, dty
     return torch.as_tensor(M, dtype=dtype)
 
 
+class DropoutMasks(NamedTuple):
+    """Per-trial dropout masks (values 0 or 1/(1-p)), held for every step of the trial."""
+
+    rec: Optional[torch.Tensor]  # [B, n] on the recurrent spikes (None: no recurrent dropout)
+    inp: Optional[torch.Tensor]  # [B, n_in] on the input spikes (None: no input dropout)
+
+
+def _bernoulli_mask(batch: int, n: int, p: float, g: Optional[torch.Generator], dtype, device) -> Optional[torch.Tensor]:
+    if p <= 0.0:
+        return None
+    keep = torch.rand(batch, n, generator=g, dtype=torch.float64) >= p
+    return (keep.to(dtype) / (1.0 - p)).to(device)
+
+
 class NetOutput(NamedTuple):
     z: torch.Tensor  # recurrent spikes [T, B, n]
     logits: torch.Tensor  # readout per answer window [W, B, n_out]
     trajectory: Trajectory
+    masks: Optional[DropoutMasks] = None  # the dropout masks of this pass (None: no dropout)
 
 
 class RSNN(nn.Module):
@@ -70,6 +103,11 @@ class RSNN(nn.Module):
         surrogate: the spike function's surrogate derivative.
         detach_reset / detach_recurrent / leak_aware: see :func:`cognet.core.functional.simulate`.
         self_connections: allow autapses (default False: diagonal of W_rec held at 0).
+        dropout / input_dropout: per-trial dropout rates of the recurrent and input spikes
+            (0 = off; see the module docstring). Active only in training mode.
+        bntt_steps: > 0 adds batch normalisation through time of the input currents for trials
+            of up to that many steps (:class:`cognet.core.bntt.BNTT`); 0 = off.
+        bntt_gamma: initial BNTT scale gamma in units of the neuron's v_th.
         generator: torch generator for the initial weights.
         engine: ``auto`` | ``fused`` | ``reference`` (speed only; see :mod:`cognet.core.fused`).
 
@@ -93,6 +131,10 @@ class RSNN(nn.Module):
         generator: Optional[torch.Generator] = None,
         dtype: torch.dtype = torch.float32,
         engine: str = "auto",
+        dropout: float = 0.0,
+        input_dropout: float = 0.0,
+        bntt_steps: int = 0,
+        bntt_gamma: float = 0.3,
     ) -> None:
         super().__init__()
         if tau_out_ms <= 0:
@@ -100,6 +142,12 @@ class RSNN(nn.Module):
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
         self.engine = engine
+        for name, p in (("dropout", dropout), ("input_dropout", input_dropout)):
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {p!r}")
+        self.dropout, self.input_dropout = float(dropout), float(input_dropout)
+        #: source of the dropout masks (the trainer replaces it by one seeded from the run)
+        self.dropout_generator = torch.Generator().manual_seed(0)
         self.neurons = neurons
         self.n_in, self.n, self.n_out = int(n_in), neurons.n, int(n_out)
         self.tau_out_ms = float(tau_out_ms)
@@ -120,6 +168,8 @@ class RSNN(nn.Module):
         self.w_rec = nn.Parameter(w_rec * mask)
         self.w_out = nn.Parameter(torch.randn(self.n_out, self.n, generator=g, dtype=dtype) / math.sqrt(self.n))
         self.b_out = nn.Parameter(torch.zeros(self.n_out, dtype=dtype))
+        self.bntt: Optional[BNTT] = (BNTT(int(bntt_steps), self.n, dtype=dtype, gamma_init=bntt_gamma * v_th)
+                                     if bntt_steps else None)
         self._refresh_constants(dtype)
         self._readout_cache: dict = {}
 
@@ -150,6 +200,28 @@ class RSNN(nn.Module):
             self._readout_cache[key] = M
         return M
 
+    # -- dropout ------------------------------------------------------------------------------
+    @property
+    def uses_dropout(self) -> bool:
+        """True when this network draws dropout masks in training mode (a fused engine must not
+        run it: it implements neither the masks nor their gradients)."""
+        return self.dropout > 0.0 or self.input_dropout > 0.0
+
+    @property
+    def needs_reference_path(self) -> bool:
+        """True when dropout or BNTT is on: only this module's own forward (and e-prop's
+        reference engine, for dropout) implements them, so no fused engine may run it."""
+        return self.uses_dropout or self.bntt is not None
+
+    def dropout_masks(self, batch: int, generator: Optional[torch.Generator] = None) -> Optional[DropoutMasks]:
+        """Draw this trial batch's masks (``None`` in eval mode or with dropout off)."""
+        if not (self.training and self.uses_dropout):
+            return None
+        g = generator if generator is not None else self.dropout_generator
+        dtype, device = self.w_rec.dtype, self.w_rec.device
+        return DropoutMasks(rec=_bernoulli_mask(batch, self.n, self.dropout, g, dtype, device),
+                            inp=_bernoulli_mask(batch, self.n_in, self.input_dropout, g, dtype, device))
+
     def readout(self, z: torch.Tensor, windows: Sequence[Tuple[int, int]]) -> torch.Tensor:
         """Per-window logits ``[W, B, n_out]`` from spikes ``[T, B, n]``."""
         M = self.readout_weights(windows, z.shape[0])
@@ -165,19 +237,35 @@ class RSNN(nn.Module):
         windows: Sequence[Tuple[int, int]],
         state: Optional[ALIFState] = None,
         record_state: bool = False,
+        masks: Optional[DropoutMasks] = None,
     ) -> NetOutput:
+        """``masks``: explicit dropout masks (default: drawn by :meth:`dropout_masks`, i.e.
+        none in eval mode)."""
         if x.dim() != 3 or x.shape[-1] != self.n_in:
             raise ValueError(f"input must be [T, B, {self.n_in}], got {tuple(x.shape)}")
         x = x.to(self.w_in.dtype)
-        chosen = resolve_engine(self.engine, x.device, x.dtype, self.surrogate)
+        if masks is None:
+            masks = self.dropout_masks(x.shape[1])
+        rec_drop = None
+        if masks is not None:
+            if masks.inp is not None:
+                x = x * masks.inp
+            rec_drop = masks.rec
+        # dropout and BNTT exist in the reference path only (needs_reference_path)
+        chosen = ("reference" if self.needs_reference_path
+                  else resolve_engine(self.engine, x.device, x.dtype, self.surrogate))
         if chosen == "fused":  # event-driven from the input spikes (or one matmul if dense)
             currents = project_inputs(x, self.w_in)
         else:
             currents = torch.nn.functional.linear(x, self.w_in)  # all steps in one matmul
+        if self.bntt is not None:
+            currents = self.bntt(currents)
+        extra = {} if chosen == "fused" else {"rec_drop": rec_drop}
         sim = simulate_fused if chosen == "fused" else simulate
         traj = sim(
             currents, self.effective_w_rec(), self.consts, self.surrogate, state,
             detach_reset=self.detach_reset, detach_recurrent=self.detach_recurrent,
-            leak_aware=self.leak_aware, record_state=record_state,
+            leak_aware=self.leak_aware, record_state=record_state, **extra,
         )
-        return NetOutput(traj.z, self.readout(traj.z, windows), traj)
+        z_seen = traj.z if rec_drop is None else traj.z * rec_drop
+        return NetOutput(traj.z, self.readout(z_seen, windows), traj, masks)

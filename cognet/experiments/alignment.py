@@ -83,13 +83,18 @@ def gradient_alignment(cfg: RunConfig, compare_rules: Sequence[str] = ("eprop-sy
         batch = dataclasses.replace(batch, x=batch.x.to(trainer.device), target=batch.target.to(trainer.device),
                                     mask=batch.mask.to(trainer.device))
         if it % every == 0 or it == tc.iterations:
+            # with network.dropout every rule sees the same masks, and measuring leaves the
+            # trajectory's mask stream where it was
+            g_state = net.dropout_generator.get_state()
             res = bptt.step(batch)
             ref = _grads(net)
             acc = task.score(res.logits, batch)[task.stop_metric]
             for r, rule in others.items():
+                net.dropout_generator.set_state(g_state)
                 rule.step(batch)
                 for param, v in compare(_grads(net), ref).items():
                     rows.append({"iteration": it, "rule": r, "param": param, **v, "train_accuracy": acc})
+            net.dropout_generator.set_state(g_state)
             if log:
                 now = {(row["rule"], row["param"]): row["cosine"] for row in rows if row["iteration"] == it}
                 msg = "; ".join(f"{r} w_in {now[(r, 'w_in')]:.3f} w_rec {now[(r, 'w_rec')]:.3f}" for r in others)

@@ -185,6 +185,9 @@ def export_run(run_dir, out, readout: bool = True, resistance: str = "tau_over_d
     if not model.exists():
         raise FileNotFoundError(f"{run_dir} holds no trained model (model.safetensors missing)")
     net, cfg = load_model(model, dtype=torch.float64)
+    if net.bntt is not None:
+        raise ValueError(f"{run_dir} uses network.bntt (a per-time-step gain and offset of the input current), "
+                         "which NIR cannot state; nothing was written")
     graph = graph_from_network(net, readout=readout, resistance=resistance)
     nir = _nir()
     import io

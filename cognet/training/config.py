@@ -43,9 +43,18 @@ class NetworkConfig:
     self_connections: bool = False
     input_scale: float = 3.0  # W_in ~ N(0, (input_scale v_th)^2 / n_in)
     rec_scale: float = 0.5  # W_rec ~ N(0, (rec_scale v_th)^2 / n_rec)
+    dropout: float = 0.0  # per-trial dropout of the recurrent spikes (mask held over time, x 1/(1-p)); 0 = off
+    input_dropout: float = 0.0  # the same on the input spikes; 0 = off
+    bntt: bool = False  # batch normalisation through time of W_in x[t] (Kim & Panda 2021; BPTT only)
+    bntt_gamma: float = 0.3  # initial BNTT scale gamma_t in units of v_th (1 = Kim & Panda; too strong here)
 
     def validate(self) -> None:
-        _positive(self, "network", ["n_rec", "dt_ms", "tau_mem_ms", "v_th", "tau_adapt_ms", "tau_out_ms"])
+        for k in ("dropout", "input_dropout"):
+            v = getattr(self, k)
+            if not (isinstance(v, (int, float)) and 0.0 <= v < 1.0):
+                raise ConfigError(f"network.{k} must be in [0, 1), got {v!r}")
+        _positive(self, "network", ["n_rec", "dt_ms", "tau_mem_ms", "v_th", "tau_adapt_ms", "tau_out_ms",
+                                    "bntt_gamma"])
         _nonneg(self, "network", ["refractory_ms", "beta", "input_scale", "rec_scale", "tau_adapt_max_ms"])
         _choice(self, "network", "reset", ["subtract", "zero"])
         if not 0 <= self.alif_fraction <= 1:
@@ -102,6 +111,12 @@ class TrainConfig:
 SECTIONS = {"network": NetworkConfig, "surrogate": SurrogateConfig, "train": TrainConfig, "eprop": EpropConfig}
 #: sections read by particular rules only (see LearningRule.config_sections)
 RULE_SECTIONS = ("eprop",)
+#: keys added after runs existed: at their default they are left out of :meth:`RunConfig.to_dict`
+#: (so of ``config.yaml`` and ``config_hash``), which keeps the names of existing runs
+HASH_NEUTRAL_DEFAULTS = {("network", "dropout"): 0.0, ("network", "input_dropout"): 0.0,
+                         ("network", "bntt"): False}
+#: keys that only enter the identity of runs in which the key named beside them is on
+ONLY_WITH = {("network", "bntt_gamma"): "bntt"}
 
 
 #: train keys that only add output files; left out of to_dict (and the config hash) when false
@@ -148,6 +163,9 @@ class RunConfig:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         for name in SECTIONS:
             getattr(self, name).validate()
+        if self.network.bntt and self.train.batch_size < 2:
+            raise ConfigError(f"network.bntt needs train.batch_size >= 2 (batch statistics per step), "
+                              f"got {self.train.batch_size}")
         return self
 
     # -- (de)serialisation -------------------------------------------------------------------
@@ -167,6 +185,12 @@ class RunConfig:
         for key, default in OMITTED_AT_DEFAULT.items():
             if d["train"].get(key) == default:
                 del d["train"][key]
+        for (section, key), switch in ONLY_WITH.items():
+            if section in d and not d[section].get(switch):
+                d[section].pop(key, None)
+        for (section, key), default in HASH_NEUTRAL_DEFAULTS.items():
+            if section in d and d[section].get(key) == default:
+                del d[section][key]
         return {"task": task, **d}
 
     def resolved_dict(self) -> Dict[str, Any]:

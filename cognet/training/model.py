@@ -44,13 +44,18 @@ def make_surrogate(s: SurrogateConfig) -> Surrogate:
 
 def build_network(
     n_in: int, n_out: int, neurons: NeuronParams, net_cfg: NetworkConfig, sur_cfg: SurrogateConfig,
-    generator: Optional[torch.Generator] = None, dtype: torch.dtype = torch.float32, engine: str = "auto",
+    generator: Optional[torch.Generator] = None, dtype: torch.dtype = torch.float32, engine: str = "auto", bntt_steps: int = 0,
 ) -> RSNN:
+    """The network of a run config; ``bntt_steps`` (the task's trial length T) is required
+    when ``network.bntt`` is on."""
+    if net_cfg.bntt and bntt_steps < 1:
+        raise ValueError("network.bntt needs the trial length: pass bntt_steps = task.T")
     return RSNN(
         n_in=n_in, neurons=neurons, n_out=n_out, tau_out_ms=net_cfg.tau_out_ms, surrogate=make_surrogate(sur_cfg),
         detach_reset=net_cfg.detach_reset, leak_aware=sur_cfg.leak_aware,
         self_connections=net_cfg.self_connections, input_scale=net_cfg.input_scale, rec_scale=net_cfg.rec_scale,
-        generator=generator, dtype=dtype, engine=engine,
+        generator=generator, dtype=dtype, engine=engine, dropout=net_cfg.dropout,
+        input_dropout=net_cfg.input_dropout, bntt_steps=bntt_steps if net_cfg.bntt else 0, bntt_gamma=net_cfg.bntt_gamma,
     )
 
 
@@ -61,8 +66,14 @@ def check_task_matches(net: RSNN, task, where: PathLike) -> None:
                                f"needs n_in={task.n_in}, n_out={task.n_out}")
 
 
+def stat_buffers(net: RSNN) -> Dict[str, torch.Tensor]:
+    """Learnt state that is not a parameter (BNTT running statistics), by name."""
+    return {name: b for name, b in net.named_buffers() if name.startswith("bntt.")}
+
+
 def save_model(path: PathLike, net: RSNN, cfg: RunConfig, extra: Optional[Dict[str, Any]] = None) -> None:
     tensors = {name: p.detach() for name, p in net.named_parameters()}
+    tensors.update({name: b.detach() for name, b in stat_buffers(net).items()})
     for f in PER_NEURON_FIELDS:
         tensors[f"neurons.{f}"] = torch.as_tensor(net.neurons.array(f), dtype=torch.float64)
     meta = {
@@ -76,7 +87,8 @@ def save_model(path: PathLike, net: RSNN, cfg: RunConfig, extra: Optional[Dict[s
 
 
 def load_model(path: PathLike, dtype: Optional[torch.dtype] = None) -> Tuple[RSNN, RunConfig]:
-    """Rebuild the trained network and its run config from ``model.safetensors``.
+    """Rebuild the trained network and its run config from ``model.safetensors``, in eval mode
+    (no dropout; ``net.train()`` turns training behaviour back on).
 
     Checked on the way (:class:`CorruptFileError` naming the file otherwise): the checksums
     (:func:`~cognet.training.io.load_tensors`), the stored config through the same validators
@@ -113,7 +125,11 @@ def load_model(path: PathLike, dtype: Optional[torch.dtype] = None) -> Tuple[RSN
         raise CorruptFileError(f"{path} has missing or invalid model metadata ({exc}); "
                                "retrain the run (--restart) or restore the file") from None
     dtype = dtype or tensors["w_rec"].dtype
-    net = build_network(n_in, n_out, neurons, cfg.network, cfg.surrogate, dtype=dtype, engine=cfg.train.engine)
+    bntt_steps = int(tensors["bntt.gamma"].shape[0]) if cfg.network.bntt and "bntt.gamma" in tensors else 0
+    if cfg.network.bntt and not bntt_steps:
+        raise CorruptFileError(f"{path}: network.bntt is on but the BNTT parameters are missing")
+    net = build_network(n_in, n_out, neurons, cfg.network, cfg.surrogate, dtype=dtype, bntt_steps=bntt_steps,
+                        engine=cfg.train.engine)
     state = {k: v.to(dtype) for k, v in tensors.items() if not k.startswith("neurons.")}
     missing = {name for name, _ in net.named_parameters()} - set(state)
     if missing:
@@ -123,4 +139,8 @@ def load_model(path: PathLike, dtype: Optional[torch.dtype] = None) -> Tuple[RSN
             raise CorruptFileError(f"{path}: weight {name} has shape {tuple(state[name].shape)}, expected {tuple(p.shape)}")
         with torch.no_grad():
             p.copy_(state[name])
-    return net, cfg
+    for name, b in stat_buffers(net).items():
+        if name not in state or tuple(state[name].shape) != tuple(b.shape):
+            raise CorruptFileError(f"{path} lacks or mis-shapes the statistics {name}")
+        b.copy_(state[name])
+    return net.eval(), cfg

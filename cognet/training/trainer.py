@@ -23,8 +23,9 @@ recorded in the checkpoint, so a run killed after it resumes to the same end.
 
 Randomness: from the run seed, :class:`numpy.random.SeedSequence` derives independent
 streams for the initial weights and neuron parameters, the training batches, the held-out
-validation trials (early stopping), the learning rule, and the test trials that
-``summary.json`` reports. Validation and test trials come from their own streams, never
+validation trials (early stopping), the learning rule, the test trials that
+``summary.json`` reports, and the dropout masks (``network.dropout``; its generator state is
+checkpointed with the batch generator's, so a resumed run draws the same masks). Validation and test trials come from their own streams, never
 seen in training, and the test trials are never used for any decision.
 
 Model selection: by default the run ends with its last weights. With ``train.keep_best``
@@ -60,7 +61,7 @@ from cognet.training.io import (CorruptFileError, append_jsonl, atomic_write, ch
                                 read_json_object, read_jsonl, rewrite_jsonl, run_lock, save_tensors, write_json)
 from cognet.training.guards import MAX_N_REC, check_checkpoint_values, check_memory, divergence_advice
 from cognet.training.plugins import write_run_plugins
-from cognet.training.model import DTYPES, build_network, check_task_matches, load_model, neuron_params, save_model
+from cognet.training.model import DTYPES, build_network, check_task_matches, load_model, neuron_params, save_model, stat_buffers
 
 CHECKPOINT_FORMAT = "cognet-checkpoint-1"
 
@@ -90,7 +91,8 @@ def config_yaml(cfg: RunConfig) -> str:
 
 
 def derive_seeds(seed: int) -> Dict[str, int]:
-    names = ["init", "train", "eval", "rule", "test"]
+    # SeedSequence.spawn: child i depends only on i, so appending a stream keeps the others
+    names = ["init", "train", "eval", "rule", "test", "dropout"]
     children = np.random.SeedSequence(seed).spawn(len(names))
     return {n: int(c.generate_state(1, dtype=np.uint64)[0] % (2**63 - 1)) for n, c in zip(names, children)}
 
@@ -222,8 +224,10 @@ class Trainer:
         g_init = torch.Generator().manual_seed(self.seeds["init"])
         neurons = neuron_params(cfg.network, np.random.default_rng(self.seeds["init"]))
         self.net = build_network(self.task.n_in, self.task.n_out, neurons, cfg.network, cfg.surrogate,
-                                 generator=g_init, dtype=self.dtype, engine=tc.engine).to(self.device)
+                                 generator=g_init, dtype=self.dtype, engine=tc.engine,
+                                 bntt_steps=self.task.T).to(self.device)
         self.g_train = torch.Generator().manual_seed(self.seeds["train"])
+        self.net.dropout_generator = torch.Generator().manual_seed(self.seeds["dropout"])
         g_rule = torch.Generator().manual_seed(self.seeds["rule"])
         self.rule = rules.get_rule_class(cfg.rule).from_config(self.net, self.task, cfg, g_rule)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=tc.lr)
@@ -250,6 +254,7 @@ class Trainer:
         if path is None:
             return
         tensors: Dict[str, torch.Tensor] = {f"model.{k}": v for k, v in self.net.named_parameters()}
+        tensors.update({f"buffer.{k}": v for k, v in stat_buffers(self.net).items()})
         opt_state = self.opt.state_dict()
         scalars: Dict[str, Any] = {}
         for idx, st in opt_state["state"].items():
@@ -259,6 +264,8 @@ class Trainer:
                 else:
                     scalars[f"{idx}.{key}"] = val
         tensors["rng.train"] = self.g_train.get_state()
+        if self.net.uses_dropout:
+            tensors["rng.dropout"] = self.net.dropout_generator.get_state()
         for k, v in self.rule.state_tensors().items():
             tensors[f"rule.{k}"] = v
         if self.best_state is not None:
@@ -284,6 +291,8 @@ class Trainer:
         """``fused`` or ``reference``: the engine the network's forward pass runs on."""
         from cognet.core.fused import resolve_engine
 
+        if self.net.needs_reference_path:  # dropout, BNTT
+            return "reference"
         return resolve_engine(self.net.engine, torch.device(self.device), self.dtype, self.net.surrogate)
 
     def load_checkpoint(self) -> bool:
@@ -301,6 +310,8 @@ class Trainer:
             with torch.no_grad():
                 for k, p in self.net.named_parameters():
                     p.copy_(tensors[f"model.{k}"])
+                for k, b in stat_buffers(self.net).items():
+                    b.copy_(tensors[f"buffer.{k}"])
             param_groups = json.loads(meta["param_groups"])
             scalars = json.loads(meta["optim_scalars"])
             state: Dict[int, Dict[str, Any]] = {}
@@ -314,6 +325,8 @@ class Trainer:
             self.opt.load_state_dict({"state": state, "param_groups": param_groups})
             self.sched.load_state_dict(json.loads(meta["sched"]))
             self.g_train.set_state(tensors["rng.train"])
+            if self.net.uses_dropout:
+                self.net.dropout_generator.set_state(tensors["rng.dropout"])
             self.rule.load_state_tensors({k[5:]: v for k, v in tensors.items() if k.startswith("rule.")})
             self.iteration = int(meta["iteration"])
             self.wall_before = float(meta["wall_s"])
@@ -325,7 +338,7 @@ class Trainer:
                 self.net.engine = recorded if recorded == "reference" else "auto"
             self.best = float(meta["best"])
             if self.cfg.train.keep_best and "best_key" in meta:
-                self.best_state = {k: tensors[f"best.{k}"].to(self.device) for k, _ in self.net.named_parameters()}
+                self.best_state = {k: tensors[f"best.{k}"].to(self.device) for k in self._state()}
                 key = json.loads(meta["best_key"])
                 self.best_key = (float(key[0]), float(key[1]))
                 self.best_iteration = int(meta["best_iteration"])
@@ -341,11 +354,15 @@ class Trainer:
         if key > self.best_key:
             self.best_key = key
             self.best_iteration = self.iteration
-            self.best_state = {k: p.detach().clone() for k, p in self.net.named_parameters()}
+            self.best_state = {k: p.detach().clone() for k, p in self._state().items()}
+
+    def _state(self) -> Dict[str, torch.Tensor]:
+        """The learnt tensors: parameters and statistics (BNTT running statistics)."""
+        return {**dict(self.net.named_parameters()), **stat_buffers(self.net)}
 
     def _load_params(self, state: Dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
-            for k, p in self.net.named_parameters():
+            for k, p in self._state().items():
                 p.copy_(state[k])
 
     # -- the loop ------------------------------------------------------------------------------
@@ -488,7 +505,7 @@ class Trainer:
         if tc.keep_best and self.best_state is not None:
             # the checkpoint keeps the last weights (a resumed run must go on from them);
             # the model and the test score are those of the selected weights
-            last_state = {k: p.detach().clone() for k, p in self.net.named_parameters()}
+            last_state = {k: p.detach().clone() for k, p in self._state().items()}
             self._load_params(self.best_state)
         final = self.evaluate(stream="test")
         summary = {
