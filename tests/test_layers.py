@@ -1,7 +1,7 @@
 """The layering contract (docs/architecture.md) is checked, not hoped for.
 
 * import-linter's layers contract in pyproject.toml: core <- tasks, rules <- training <-
-  brian | analysis | interchange <- experiments <- cli (lazy imports inside functions count);
+  brian | analysis <- interchange <- experiments <- cli (lazy imports inside functions count);
 * no file-level import circle anywhere (strongly connected components of grimp's graph);
 * only ``cognet.cli`` parses arguments or prints;
 * the ``python -m tasks.<name>`` script modules, the one allowed exception to the layers,
