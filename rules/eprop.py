@@ -86,6 +86,7 @@ import torch.nn.functional as F
 
 from cognet.core.errors import ConfigError
 from cognet.core.functional import alif_step, initial_state
+from cognet.core.fused import resolve_engine
 from cognet.core.network import RSNN
 
 from .base import LearningRule, StepResult, rate_penalty, rate_penalty_grad
@@ -151,6 +152,7 @@ def eprop_run(
     rate_target_hz: float = 10.0,
     rate_reg: float = 0.0,
     chunk_steps: int = 64,
+    engine: Optional[str] = None,
 ) -> EpropOutput:
     """One forward pass with online e-prop; returns the weight gradients.
 
@@ -164,14 +166,24 @@ def eprop_run(
         filtered: readout-filtered traces (exact) or plain traces (approximation).
         rate_target_hz, rate_reg: the firing-rate regulariser (see :mod:`rules.base`).
         chunk_steps: steps per chunk (memory ~ chunk_steps * B * (n + n_in)).
+        engine: ``auto`` | ``fused`` | ``reference`` (default: ``net.engine``). ``fused`` computes
+            the same update from postsynaptic quantities (:mod:`rules.eprop_fused`);
+            ``reference`` is the code below, kept as the oracle.
     """
     if net.leak_aware:
         raise ValueError("e-prop does not support surrogate.leak_aware=true (its factor needs the whole sequence)")
     if chunk_steps < 1:
         raise ValueError(f"chunk_steps must be >= 1, got {chunk_steps}")
-    T, B, n_in = x.shape
-    if n_in != net.n_in:
+    if x.dim() != 3 or x.shape[-1] != net.n_in:
         raise ValueError(f"input must be [T, B, {net.n_in}], got {tuple(x.shape)}")
+    chosen = resolve_engine(net.engine if engine is None else engine, net.w_rec.device, net.w_rec.dtype,
+                            net.surrogate)
+    if chosen == "fused":
+        from .eprop_fused import eprop_run_fused
+
+        return eprop_run_fused(net, x, windows, dlogits, feedback, filtered=filtered, rate_target_hz=rate_target_hz,
+                               rate_reg=rate_reg, chunk_steps=chunk_steps)
+    T, B, n_in = x.shape
     N, P, n_out = net.n, n_in + net.n, net.n_out
     dev, dt = net.w_rec.device, net.w_rec.dtype
     x = x.to(device=dev, dtype=dt)
