@@ -60,6 +60,14 @@ Trade-off of ``filtered = False``: one per-synapse state tensor less (memory and
 passes per chunk), but the update is then no longer the gradient of any loss: it ignores
 that a spike keeps driving the leaky readout after it happened.
 
+Engines (``net.engine`` / ``train.engine``, as for BPTT, :func:`cognet.core.fused.resolve_engine`):
+``reference`` is the chunked torch code of :func:`eprop_run` below, kept unchanged as the
+oracle; ``fused`` (picked by ``auto`` on CPU) computes the same update without any
+per-synapse state, from the adjoint of the traces over postsynaptic ``[T, B, n]`` quantities
+and event-driven presynaptic sums in C++ (:mod:`rules.eprop_fused`; equal to the reference to
+~1e-15 relative in float64, same spikes). If the compiled backend cannot load, ``auto`` warns
+once and runs the reference code.
+
 Feedback: ``eprop-symmetric`` B = W_out^T; ``eprop-random`` fixed B ~ N(0, s^2)
 (s = ``eprop.feedback_std``, default 1 as in the e-prop evidence tutorial; trained readouts
 grow to entries of that size, and a much smaller B lets the rate regulariser drown the
