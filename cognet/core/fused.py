@@ -120,8 +120,8 @@ def load_backend():
         flags = ["-O3", "-ffp-contract=off", "-march=native"]
         tag = hashlib.sha256("\0".join([src, torch.__version__, _cpu_signature(), *flags]).encode()).hexdigest()[:12]
         mod = load_inline(
-            name=f"cognet_fused_{tag}", cpp_sources=[src], functions=["forward", "backward", "project_forward", "project_backward", "eprop_adjoint"],
-            extra_cflags=flags, verbose=False,
+            name=f"cognet_fused_{tag}", cpp_sources=[src], functions=["forward", "backward", "project_forward", "project_backward", "eprop_adjoint", "blas_direct"],
+            extra_cflags=flags, extra_ldflags=["-ldl"], verbose=False,
         )
     except Exception as exc:  # any build/load failure: remembered, reported once by auto
         _backend["error"] = f"fused engine unavailable ({type(exc).__name__}: {str(exc).strip()[:300]})"

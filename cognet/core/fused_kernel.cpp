@@ -7,6 +7,9 @@
 // bit-identical wherever the recurrent sums agree.
 #include <torch/extension.h>
 
+#include <dlfcn.h>
+#include <type_traits>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -15,6 +18,45 @@
 #include <vector>
 
 namespace {
+
+// The Fortran BLAS that torch itself links (MKL here), called directly for the one dense product
+// per backward step: at::addmm_ costs ~10 us of dispatch per call on top of the same BLAS call,
+// which at N = 128 was a third of the backward pass. Looked up at run time in the library that
+// defines torch's own mm, so a torch build without these symbols falls back to addmm_ (never a
+// load failure). Sizes are passed from 64-bit storage: an LP64 BLAS reads the low half
+// (little-endian), an ILP64 one all of it, both the same value.
+template <typename S>
+using FortranGemm = void (*)(const char*, const char*, const void*, const void*, const void*, const S*, const S*,
+                             const void*, const S*, const void*, const S*, S*, const void*);
+
+template <typename S>
+FortranGemm<S> fortran_gemm() {
+  static const FortranGemm<S> fn = []() -> FortranGemm<S> {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    Dl_info info;
+    if (!dladdr(reinterpret_cast<void*>(&at::_ops::mm_out::call), &info) || !info.dli_fname) return nullptr;
+    void* lib = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+    if (!lib) return nullptr;
+    void* f = dlsym(lib, std::is_same<S, float>::value ? "sgemm_" : "dgemm_");
+    return reinterpret_cast<FortranGemm<S>>(f);
+#else
+    return nullptr;
+#endif
+  }();
+  return fn;
+}
+
+// c (row-major [rows, cols]) += a (row-major [rows, inner]) @ w (row-major [inner, cols]); false if no
+// BLAS symbol was found (the caller then uses addmm_). Column-major view: c^T += w^T a^T.
+template <typename S>
+bool gemm_acc(int64_t rows, int64_t inner, int64_t cols, const S* a, const S* w, S* c) {
+  FortranGemm<S> fn = fortran_gemm<S>();
+  if (!fn) return false;
+  const int64_t m = cols, n = rows, k = inner;
+  const S one = S(1);
+  fn("N", "N", &m, &n, &k, &one, w, &m, a, &k, &one, c, &m);
+  return true;
+}
 
 enum Flags : int64_t {
   RESET_ZERO = 1,
@@ -309,6 +351,8 @@ void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor&
   const S* fp = leak ? factor.data_ptr<S>() : nullptr;
   Consts<S> c{alpha_t.data_ptr<S>(), rho_t.data_ptr<S>(), vth_t.data_ptr<S>(), beta_t.data_ptr<S>(), nullptr};
   S *dip = di.data_ptr<S>(), *dwtp = dwt.data_ptr<S>();
+  at::Tensor wc = w.contiguous();
+  const S* wp = wc.data_ptr<S>();
   std::vector<int32_t> idx(BN);
   std::vector<int64_t> cnt(B);
   const double dense_at = dense_thr * static_cast<double>(BN);
@@ -327,15 +371,15 @@ void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor&
       if (gap) add_into(ca + o, gap + t * BN + o, m);
       step(b0, b1, N, c, sdt, fp, zprev, vprev, cv, ca, cz, dv);
     });
-    at::Tensor dv_t = di.select(0, t);
     // dL/dz[t-1] through W z[t-1]: (dv W)[b, j], torch's BLAS (a hand-written loop of fused
     // multiply-adds measured 2.3x slower at N = 128, 2.7x at N = 512)
-    if (!detach_rec) cz_t.addmm_(dv_t, w);
+    // (the BLAS call addmm_ would make, without its per-call dispatch: gemm_acc)
+    if (!detach_rec && !gemm_acc<S>(B, N, N, dv, wp, cz)) cz_t.addmm_(di.select(0, t), w);
     // dW[i, j] += sum_b dv[b, i] z[t-1][b, j], from the spikes of step t-1
     const int64_t nnz = spike_lists(zprev, B, N, idx.data(), cnt.data());
     if (nnz == 0) continue;
     if (static_cast<double>(nnz) > dense_at) {
-      dwt.addmm_((t > 0 ? z.select(0, t - 1) : z0).t(), dv_t);
+      dwt.addmm_((t > 0 ? z.select(0, t - 1) : z0).t(), di.select(0, t));
     } else {
       accumulate_rows<S>(0, B, N, zprev, idx.data(), cnt.data(), nullptr, dv, dwtp, true);
     }
@@ -570,3 +614,6 @@ void eprop_adjoint(at::Tensor x, at::Tensor z, at::Tensor zb, at::Tensor sd, at:
                                  dense_thr);
   });
 }
+
+// whether the backward's dense product calls the BLAS directly (gemm_acc) or through addmm_
+bool blas_direct() { return fortran_gemm<float>() != nullptr && fortran_gemm<double>() != nullptr; }
