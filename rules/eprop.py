@@ -98,33 +98,13 @@ from cognet.core.fused import resolve_engine
 from cognet.core.network import RSNN
 
 from .base import LearningRule, StepResult, rate_penalty, rate_penalty_grad
+from .eprop_common import EpropOutput, _check_windows
+from .eprop_fused import eprop_run_fused
 
 
 # ---------------------------------------------------------------------------------------
 # the exact online engine
 # ---------------------------------------------------------------------------------------
-@dataclass
-class EpropOutput:
-    grads: Dict[str, torch.Tensor]  # w_in, w_rec, w_out, b_out
-    logits: torch.Tensor  # [W, B, n_out] (window order as given)
-    spike_mean: torch.Tensor  # [B, n] mean spikes per step
-    rates_hz: torch.Tensor  # [n]
-
-
-def _check_windows(windows: Sequence[Tuple[int, int]], T: int) -> List[int]:
-    """Window indices sorted by start; raises if windows overlap or do not fit."""
-    order = sorted(range(len(windows)), key=lambda w: windows[w][0])
-    last_end = 0
-    for w in order:
-        s, e = int(windows[w][0]), int(windows[w][1])
-        if not 0 <= s < e <= T:
-            raise ValueError(f"answer window {(s, e)} does not fit in a trial of {T} steps")
-        if s < last_end:
-            raise ValueError(f"e-prop needs non-overlapping answer windows; {(s, e)} overlaps an earlier one")
-        last_end = e
-    return order
-
-
 def _chunks(T: int, window_bounds: Sequence[int], size: int) -> List[Tuple[int, int]]:
     """Half-open chunks of at most ``size`` steps with a boundary at every window start and
     end (so a window of at most ``size`` steps never needs a per-synapse window sum)."""
@@ -187,8 +167,6 @@ def eprop_run(
     chosen = resolve_engine(net.engine if engine is None else engine, net.w_rec.device, net.w_rec.dtype,
                             net.surrogate)
     if chosen == "fused":
-        from .eprop_fused import eprop_run_fused
-
         return eprop_run_fused(net, x, windows, dlogits, feedback, filtered=filtered, rate_target_hz=rate_target_hz,
                                rate_reg=rate_reg, chunk_steps=chunk_steps)
     T, B, n_in = x.shape

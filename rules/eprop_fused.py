@@ -55,6 +55,7 @@ from cognet.core.fused import (
 from cognet.core.network import RSNN
 
 from .base import rate_penalty_grad
+from .eprop_common import EpropOutput, _check_windows
 
 _FILTERED, _REG = 256, 512  # fused_kernel.cpp EpropFlags
 
@@ -78,8 +79,6 @@ def eprop_run_fused(
     ``keep_history``: keep every chunk's spikes and surrogate derivatives (``True``), recompute
     them in the backward pass (``False``), or decide by memory (``None``, see module docstring).
     """
-    from .eprop import EpropOutput, _check_windows  # eprop imports this module lazily
-
     mod = load_backend()
     T, B, n_in = x.shape
     N, P, n_out = net.n, n_in + net.n, net.n_out
@@ -116,7 +115,7 @@ def eprop_run_fused(
         cur = project_inputs(x[c0:c1], w_in).contiguous()
         z, sd, _, _, vT, aT, rT = mod.forward(cur, w_rec, *st, c.alpha, c.rho, c.v_th, c.beta, c.n_ref,
                                               fwd_flags, shape_id, width, peak, DENSE_THRESHOLD)
-        return z, sd, (vT, aT, z[-1], rT)
+        return z, sd, (vT, aT, z[-1].clone(), rT)  # a copy: a view would keep the chunk's z alive
 
     # ---- forward: spikes, readout, logits and learning signals --------------------------
     zeros = torch.zeros(B, N, device=dev, dtype=dt)

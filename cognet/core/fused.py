@@ -21,6 +21,16 @@ Backward (adjoints ``dv[t] = dL/dv[t]`` etc.; ``f`` = leak-aware factor or 1)::
                - v_th dv[t]  | - alpha v[t-1] dv[t]   (unless detach_reset; subtract | zero)
     dL/dI[t] = dv[t];   dW[:, j] += sum_b dv[t][b] zp[b, j]   (event-driven, from the spikes)
 
+The backward's one dense product per step, ``dv[t] W``, calls the Fortran BLAS that torch
+links (``sgemm_``/``dgemm_``, looked up at run time in torch's own library; ``at::addmm_``
+where it is absent): the same arithmetic as ``addmm_`` without ~10 us of dispatch per step,
+which at N = 128 was a third of the backward pass. ``load_backend().blas_direct()`` says
+which one runs.
+
+The same build holds the e-prop engine's kernel (``eprop_adjoint``, see
+:mod:`rules.eprop_fused`): the adjoint of the eligibility traces over one chunk, backward in
+time, with the weight update accumulated from the presynaptic events.
+
 The input projection ``W_in x`` (:func:`project_inputs`) is event-driven the same way: the
 columns of the active inputs, and ``dW_in`` from the same input events (at the task's
 input densities of 2-5 % that is 20-50x less arithmetic than the dense matmul, which at
