@@ -29,6 +29,23 @@ Measured on the shared 2-core dev machine (load ~3, so +-30 % timing noise), bat
       512   500 |      0.758      635 |      1.365      395 |          1.130      357
       512  5000 |      6.621     3953 |     11.583      431 |          8.352      384
 
+e-prop engines, ``--rotation --sizes 128,512 --steps 500 --repeats 5`` (batch 32, 1 thread,
+median of 5, reference and fused in rotation in one process), 2026-12-01::
+
+    load ~5 (other jobs)                     machine nearly idle (load ~0.1-1)
+    rule       N  reference  fused  ratio    reference  fused  ratio
+    eprop     128    1.044   0.125  0.12       0.415    0.048  0.12
+    eprop-unf 128    0.789   0.125  0.16       0.260    0.031  0.12
+    eprop     512    4.802   0.272  0.06       1.986    0.116  0.06
+    eprop-unf 512    1.915   0.167  0.09       1.470    0.112  0.08
+
+``--sizes 512 --steps 500,5000 --rules eprop --iters 1 --engine fused`` vs ``--engine
+reference`` (subprocess rows, load ~3-5): T = 500: 0.182 vs 7.52 s/it, peak 319 vs 393 MB;
+T = 5000: 2.28 vs 29.9 s/it, peak 497 vs 430 MB (fused at T = 5000 recomputes its chunks;
+its extra ~70 MB is the per-chunk kernel outputs and heap fragmentation, not a growing buffer).
+
+Before the fused e-prop engine (all on the reference engine):
+
 e-prop/BPTT time 1.13x (N=128, T=500; 1.49x in an earlier, noisier run), 1.75-1.80x at
 N=512; e-prop peak memory at T=5000 is 1.09x its own at T=500 (the difference is the
 input batch itself), BPTT's grows 3.7x (N=128) and 6.2x (N=512).
