@@ -3,7 +3,9 @@
 Usage::
 
     PYTHONPATH=$PWD python benchmarks/eprop_vs_bptt.py [--sizes 128,512] [--steps 500,5000]
-        [--batch 32] [--iters 2] [--threads 1]
+        [--batch 32] [--iters 2] [--threads 1] [--engine auto|fused|reference]
+    PYTHONPATH=$PWD python benchmarks/eprop_vs_bptt.py --rotation [--sizes 128,512] [--steps 500]
+        [--repeats 5] [--rules eprop,eprop-unf]     # e-prop reference vs fused engine, one process
 
 Every (rule, N, T) configuration runs in a fresh subprocess, so its peak resident memory
 (``ru_maxrss``) is its own. Each subprocess builds a 50 % ALIF network (``N`` neurons,
@@ -27,6 +29,23 @@ Measured on the shared 2-core dev machine (load ~3, so +-30 % timing noise), bat
       512   500 |      0.758      635 |      1.365      395 |          1.130      357
       512  5000 |      6.621     3953 |     11.583      431 |          8.352      384
 
+e-prop engines, ``--rotation --sizes 128,512 --steps 500 --repeats 5`` (batch 32, 1 thread,
+median of 5, reference and fused in rotation in one process), 2026-12-01::
+
+    load ~5 (other jobs)                     machine nearly idle (load ~0.1-1)
+    rule       N  reference  fused  ratio    reference  fused  ratio
+    eprop     128    1.044   0.125  0.12       0.415    0.048  0.12
+    eprop-unf 128    0.789   0.125  0.16       0.260    0.031  0.12
+    eprop     512    4.802   0.272  0.06       1.986    0.116  0.06
+    eprop-unf 512    1.915   0.167  0.09       1.470    0.112  0.08
+
+``--sizes 512 --steps 500,5000 --rules eprop --iters 1 --engine fused`` vs ``--engine
+reference`` (subprocess rows, load ~3-5): T = 500: 0.182 vs 7.52 s/it, peak 319 vs 393 MB;
+T = 5000: 2.28 vs 29.9 s/it, peak 497 vs 430 MB (fused at T = 5000 recomputes its chunks;
+its extra ~70 MB is the per-chunk kernel outputs and heap fragmentation, not a growing buffer).
+
+Before the fused e-prop engine (all on the reference engine):
+
 e-prop/BPTT time 1.13x (N=128, T=500; 1.49x in an earlier, noisier run), 1.75-1.80x at
 N=512; e-prop peak memory at T=5000 is 1.09x its own at T=500 (the difference is the
 input batch itself), BPTT's grows 3.7x (N=128) and 6.2x (N=512).
@@ -42,13 +61,11 @@ import sys
 import time
 
 
-def _worker(rule: str, n: int, T: int, batch: int, iters: int, threads: int) -> dict:
-    import resource
-
+def _setup(rule: str, n: int, T: int, batch: int, engine: str = "auto"):
+    """The rule object and the batch of one configuration (see the module docstring)."""
     import numpy as np
     import torch
 
-    torch.set_num_threads(threads)
     from rules.eprop import EpropConfig
     from cognet.core.network import RSNN
     from cognet.core.params import NeuronParams
@@ -73,7 +90,7 @@ def _worker(rule: str, n: int, T: int, batch: int, iters: int, threads: int) -> 
     g = torch.Generator().manual_seed(0)
     n_in = 40
     p = NeuronParams.mixed(n, 0.5, 0.1, 200.0, np.random.default_rng(0), refractory_ms=2.0)
-    net = RSNN(n_in, p, 2, input_scale=3.0, rec_scale=0.5, generator=g)
+    net = RSNN(n_in, p, 2, input_scale=3.0, rec_scale=0.5, generator=g, engine=engine)
     x = (torch.rand(T, batch, n_in, generator=g) < 0.02).float()
     b = Batch(x=x, target=torch.randint(0, 2, (1, batch), generator=g), mask=torch.ones(1, batch, dtype=torch.bool),
               windows=[(T - 50, T)], phases={})
@@ -82,6 +99,16 @@ def _worker(rule: str, n: int, T: int, batch: int, iters: int, threads: int) -> 
         r = BPTT(net, task, TC())
     else:
         r = EpropSymmetric(net, task, TC(), eprop_cfg=EpropConfig(filtered=(rule == "eprop")))
+    return r, b
+
+
+def _worker(rule: str, n: int, T: int, batch: int, iters: int, threads: int, engine: str = "auto") -> dict:
+    import resource
+
+    import torch
+
+    torch.set_num_threads(threads)
+    r, b = _setup(rule, n, T, batch, engine)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     r.step(b)  # warm-up
     times = []
@@ -91,7 +118,33 @@ def _worker(rule: str, n: int, T: int, batch: int, iters: int, threads: int) -> 
         times.append(time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {"rule": rule, "N": n, "T": T, "batch": batch, "s_per_iter": min(times), "peak_mb": peak,
-            "growth_mb": peak - rss0, "rate_hz": float(res.z.mean()) * 1000.0}
+            "growth_mb": peak - rss0, "rate_hz": float(res.z.mean()) * 1000.0, "engine": engine}
+
+
+def rotation(sizes, T: int, batch: int, repeats: int, threads: int, rule_names) -> None:
+    """e-prop on the reference vs the fused engine, in rotation in this one process (median of
+    ``repeats`` iterations each, after one warm-up), so both see the same machine load."""
+    import statistics
+
+    import torch
+
+    torch.set_num_threads(threads)
+    print(f"e-prop engines in rotation: batch {batch}, T {T}, threads {threads}, 50% ALIF, median of {repeats}")
+    print(f"{'rule':>10} {'N':>5} | reference s/it | fused s/it | fused/reference")
+    for n in sizes:
+        for rule in rule_names:
+            setups = {e: _setup(rule, n, T, batch, e) for e in ("reference", "fused")}
+            times = {e: [] for e in setups}
+            for e, (r, b) in setups.items():
+                r.step(b)  # warm-up (and the build of the kernel, once)
+            for _ in range(repeats):
+                for e, (r, b) in setups.items():
+                    t0 = time.perf_counter()
+                    r.step(b)
+                    times[e].append(time.perf_counter() - t0)
+            med = {e: statistics.median(v) for e, v in times.items()}
+            print(f"{rule:>10} {n:>5} | {med['reference']:>14.3f} | {med['fused']:>10.3f} | "
+                  f"{med['fused'] / med['reference']:>15.2f}", flush=True)
 
 
 def main() -> None:
@@ -102,11 +155,20 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rules", default="bptt,eprop,eprop-unf")
+    ap.add_argument("--engine", default="auto", choices=["auto", "fused", "reference"],
+                    help="simulation engine of every subprocess (train.engine)")
+    ap.add_argument("--rotation", action="store_true",
+                    help="e-prop reference vs fused engine in rotation in one process (first T of --steps)")
+    ap.add_argument("--repeats", type=int, default=5, help="iterations per engine in --rotation")
     ap.add_argument("--worker", nargs=3, metavar=("RULE", "N", "T"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         rule, n, T = a.worker
-        print(json.dumps(_worker(rule, int(n), int(T), a.batch, a.iters, a.threads)))
+        print(json.dumps(_worker(rule, int(n), int(T), a.batch, a.iters, a.threads, a.engine)))
+        return
+    if a.rotation:
+        rotation([int(s) for s in a.sizes.split(",")], int(a.steps.split(",")[0]), a.batch, a.repeats, a.threads,
+                 [r for r in a.rules.split(",") if r != "bptt"])
         return
     rule_names = a.rules.split(",")
     rows = []
@@ -114,14 +176,14 @@ def main() -> None:
     env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), env.get("PYTHONPATH", "")])
     header = f"{'N':>5} {'T':>5} | " + " | ".join(f"{r:>9} s/it  peak MB  growth" for r in rule_names)
     header += " | eprop/bptt time  eprop-unf/bptt"
-    print(f"batch {a.batch}, threads {a.threads}, 50% ALIF, min of {a.iters} iterations after a warm-up")
+    print(f"batch {a.batch}, threads {a.threads}, engine {a.engine}, 50% ALIF, min of {a.iters} iterations after a warm-up")
     print(header)
     for n in (int(s) for s in a.sizes.split(",")):
         for T in (int(s) for s in a.steps.split(",")):
             res = {}
             for rule in rule_names:
                 cmd = [sys.executable, __file__, "--worker", rule, str(n), str(T), "--batch", str(a.batch),
-                       "--iters", str(a.iters), "--threads", str(a.threads)]
+                       "--iters", str(a.iters), "--threads", str(a.threads), "--engine", a.engine]
                 out = subprocess.run(cmd, capture_output=True, text=True, env=env)
                 if out.returncode != 0:
                     raise SystemExit(f"{rule} N={n} T={T} failed:\n{out.stderr}")

@@ -66,6 +66,14 @@ Trade-off of ``filtered = False``: one per-synapse state tensor less (memory and
 passes per chunk), but the update is then no longer the gradient of any loss: it ignores
 that a spike keeps driving the leaky readout after it happened.
 
+Engines (``net.engine`` / ``train.engine``, as for BPTT, :func:`cognet.core.fused.resolve_engine`):
+``reference`` is the chunked torch code of :func:`eprop_run` below, kept unchanged as the
+oracle; ``fused`` (picked by ``auto`` on CPU) computes the same update without any
+per-synapse state, from the adjoint of the traces over postsynaptic ``[T, B, n]`` quantities
+and event-driven presynaptic sums in C++ (:mod:`rules.eprop_fused`; equal to the reference to
+~1e-15 relative in float64, same spikes). If the compiled backend cannot load, ``auto`` warns
+once and runs the reference code.
+
 Feedback: ``eprop-symmetric`` B = W_out^T; ``eprop-random`` fixed B ~ N(0, s^2)
 (s = ``eprop.feedback_std``, default 1 as in the e-prop evidence tutorial; trained readouts
 grow to entries of that size, and a much smaller B lets the rate regulariser drown the
@@ -92,36 +100,17 @@ import torch.nn.functional as F
 
 from cognet.core.errors import ConfigError
 from cognet.core.functional import alif_step, initial_state
+from cognet.core.fused import resolve_engine
 from cognet.core.network import RSNN
 
 from .base import LearningRule, StepResult, rate_penalty, rate_penalty_grad
+from .eprop_common import EpropOutput, _check_windows
+from .eprop_fused import eprop_run_fused
 
 
 # ---------------------------------------------------------------------------------------
 # the exact online engine
 # ---------------------------------------------------------------------------------------
-@dataclass
-class EpropOutput:
-    grads: Dict[str, torch.Tensor]  # w_in, w_rec, w_out, b_out
-    logits: torch.Tensor  # [W, B, n_out] (window order as given)
-    spike_mean: torch.Tensor  # [B, n] mean spikes per step
-    rates_hz: torch.Tensor  # [n]
-
-
-def _check_windows(windows: Sequence[Tuple[int, int]], T: int) -> List[int]:
-    """Window indices sorted by start; raises if windows overlap or do not fit."""
-    order = sorted(range(len(windows)), key=lambda w: windows[w][0])
-    last_end = 0
-    for w in order:
-        s, e = int(windows[w][0]), int(windows[w][1])
-        if not 0 <= s < e <= T:
-            raise ValueError(f"answer window {(s, e)} does not fit in a trial of {T} steps")
-        if s < last_end:
-            raise ValueError(f"e-prop needs non-overlapping answer windows; {(s, e)} overlaps an earlier one")
-        last_end = e
-    return order
-
-
 def _chunks(T: int, window_bounds: Sequence[int], size: int) -> List[Tuple[int, int]]:
     """Half-open chunks of at most ``size`` steps with a boundary at every window start and
     end (so a window of at most ``size`` steps never needs a per-synapse window sum)."""
@@ -158,6 +147,7 @@ def eprop_run(
     rate_reg: float = 0.0,
     chunk_steps: int = 64,
     masks=None,
+    engine: Optional[str] = None,
 ) -> EpropOutput:
     """One forward pass with online e-prop; returns the weight gradients.
 
@@ -173,6 +163,9 @@ def eprop_run(
         chunk_steps: steps per chunk (memory ~ chunk_steps * B * (n + n_in)).
         masks: the trials' :class:`~cognet.core.network.DropoutMasks` (default: drawn by
             ``net.dropout_masks``, i.e. none in eval mode or with dropout off).
+        engine: ``auto`` | ``fused`` | ``reference`` (default: ``net.engine``). ``fused`` computes
+            the same update from postsynaptic quantities (:mod:`rules.eprop_fused`);
+            ``reference`` is the code below, kept as the oracle.
     """
     if net.leak_aware:
         raise ValueError("e-prop does not support surrogate.leak_aware=true (its factor needs the whole sequence)")
@@ -180,9 +173,16 @@ def eprop_run(
         raise ConfigError("e-prop does not support network.bntt=true; use rule bptt")
     if chunk_steps < 1:
         raise ValueError(f"chunk_steps must be >= 1, got {chunk_steps}")
-    T, B, n_in = x.shape
-    if n_in != net.n_in:
+    if x.dim() != 3 or x.shape[-1] != net.n_in:
         raise ValueError(f"input must be [T, B, {net.n_in}], got {tuple(x.shape)}")
+    # dropout masks exist in the reference engine only (net.needs_reference_path; BNTT is refused above)
+    chosen = ("reference" if masks is not None or net.needs_reference_path else
+              resolve_engine(net.engine if engine is None else engine, net.w_rec.device, net.w_rec.dtype,
+                             net.surrogate))
+    if chosen == "fused":
+        return eprop_run_fused(net, x, windows, dlogits, feedback, filtered=filtered, rate_target_hz=rate_target_hz,
+                               rate_reg=rate_reg, chunk_steps=chunk_steps)
+    T, B, n_in = x.shape
     N, P, n_out = net.n, n_in + net.n, net.n_out
     dev, dt = net.w_rec.device, net.w_rec.dtype
     x = x.to(device=dev, dtype=dt)

@@ -21,6 +21,16 @@ Backward (adjoints ``dv[t] = dL/dv[t]`` etc.; ``f`` = leak-aware factor or 1)::
                - v_th dv[t]  | - alpha v[t-1] dv[t]   (unless detach_reset; subtract | zero)
     dL/dI[t] = dv[t];   dW[:, j] += sum_b dv[t][b] zp[b, j]   (event-driven, from the spikes)
 
+The backward's one dense product per step, ``dv[t] W``, calls the Fortran BLAS that torch
+links (``sgemm_``/``dgemm_``, looked up at run time in torch's own library; ``at::addmm_``
+where it is absent): the same arithmetic as ``addmm_`` without ~10 us of dispatch per step,
+which at N = 128 was a third of the backward pass. ``load_backend().blas_direct()`` says
+which one runs.
+
+The same build holds the e-prop engine's kernel (``eprop_adjoint``, see
+:mod:`rules.eprop_fused`): the adjoint of the eligibility traces over one chunk, backward in
+time, with the weight update accumulated from the presynaptic events.
+
 The input projection ``W_in x`` (:func:`project_inputs`) is event-driven the same way: the
 columns of the active inputs, and ``dW_in`` from the same input events (at the task's
 input densities of 2-5 % that is 20-50x less arithmetic than the dense matmul, which at
@@ -120,8 +130,8 @@ def load_backend():
         flags = ["-O3", "-ffp-contract=off", "-march=native"]
         tag = hashlib.sha256("\0".join([src, torch.__version__, _cpu_signature(), *flags]).encode()).hexdigest()[:12]
         mod = load_inline(
-            name=f"cognet_fused_{tag}", cpp_sources=[src], functions=["forward", "backward", "project_forward", "project_backward"],
-            extra_cflags=flags, verbose=False,
+            name=f"cognet_fused_{tag}", cpp_sources=[src], functions=["forward", "backward", "project_forward", "project_backward", "eprop_adjoint", "blas_direct"],
+            extra_cflags=flags, extra_ldflags=["-ldl"], verbose=False,
         )
     except Exception as exc:  # any build/load failure: remembered, reported once by auto
         _backend["error"] = f"fused engine unavailable ({type(exc).__name__}: {str(exc).strip()[:300]})"

@@ -7,6 +7,9 @@
 // bit-identical wherever the recurrent sums agree.
 #include <torch/extension.h>
 
+#include <dlfcn.h>
+#include <type_traits>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -15,6 +18,45 @@
 #include <vector>
 
 namespace {
+
+// The Fortran BLAS that torch itself links (MKL here), called directly for the one dense product
+// per backward step: at::addmm_ costs ~10 us of dispatch per call on top of the same BLAS call,
+// which at N = 128 was a third of the backward pass. Looked up at run time in the library that
+// defines torch's own mm, so a torch build without these symbols falls back to addmm_ (never a
+// load failure). Sizes are passed from 64-bit storage: an LP64 BLAS reads the low half
+// (little-endian), an ILP64 one all of it, both the same value.
+template <typename S>
+using FortranGemm = void (*)(const char*, const char*, const void*, const void*, const void*, const S*, const S*,
+                             const void*, const S*, const void*, const S*, S*, const void*);
+
+template <typename S>
+FortranGemm<S> fortran_gemm() {
+  static const FortranGemm<S> fn = []() -> FortranGemm<S> {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    Dl_info info;
+    if (!dladdr(reinterpret_cast<void*>(&at::_ops::mm_out::call), &info) || !info.dli_fname) return nullptr;
+    void* lib = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+    if (!lib) return nullptr;
+    void* f = dlsym(lib, std::is_same<S, float>::value ? "sgemm_" : "dgemm_");
+    return reinterpret_cast<FortranGemm<S>>(f);
+#else
+    return nullptr;
+#endif
+  }();
+  return fn;
+}
+
+// c (row-major [rows, cols]) += a (row-major [rows, inner]) @ w (row-major [inner, cols]); false if no
+// BLAS symbol was found (the caller then uses addmm_). Column-major view: c^T += w^T a^T.
+template <typename S>
+bool gemm_acc(int64_t rows, int64_t inner, int64_t cols, const S* a, const S* w, S* c) {
+  FortranGemm<S> fn = fortran_gemm<S>();
+  if (!fn) return false;
+  const int64_t m = cols, n = rows, k = inner;
+  const S one = S(1);
+  fn("N", "N", &m, &n, &k, &one, w, &m, a, &k, &one, c, &m);
+  return true;
+}
 
 enum Flags : int64_t {
   RESET_ZERO = 1,
@@ -309,6 +351,8 @@ void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor&
   const S* fp = leak ? factor.data_ptr<S>() : nullptr;
   Consts<S> c{alpha_t.data_ptr<S>(), rho_t.data_ptr<S>(), vth_t.data_ptr<S>(), beta_t.data_ptr<S>(), nullptr};
   S *dip = di.data_ptr<S>(), *dwtp = dwt.data_ptr<S>();
+  at::Tensor wc = w.contiguous();
+  const S* wp = wc.data_ptr<S>();
   std::vector<int32_t> idx(BN);
   std::vector<int64_t> cnt(B);
   const double dense_at = dense_thr * static_cast<double>(BN);
@@ -327,15 +371,15 @@ void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor&
       if (gap) add_into(ca + o, gap + t * BN + o, m);
       step(b0, b1, N, c, sdt, fp, zprev, vprev, cv, ca, cz, dv);
     });
-    at::Tensor dv_t = di.select(0, t);
     // dL/dz[t-1] through W z[t-1]: (dv W)[b, j], torch's BLAS (a hand-written loop of fused
     // multiply-adds measured 2.3x slower at N = 128, 2.7x at N = 512)
-    if (!detach_rec) cz_t.addmm_(dv_t, w);
+    // (the BLAS call addmm_ would make, without its per-call dispatch: gemm_acc)
+    if (!detach_rec && !gemm_acc<S>(B, N, N, dv, wp, cz)) cz_t.addmm_(di.select(0, t), w);
     // dW[i, j] += sum_b dv[b, i] z[t-1][b, j], from the spikes of step t-1
     const int64_t nnz = spike_lists(zprev, B, N, idx.data(), cnt.data());
     if (nnz == 0) continue;
     if (static_cast<double>(nnz) > dense_at) {
-      dwt.addmm_((t > 0 ? z.select(0, t - 1) : z0).t(), dv_t);
+      dwt.addmm_((t > 0 ? z.select(0, t - 1) : z0).t(), di.select(0, t));
     } else {
       accumulate_rows<S>(0, B, N, zprev, idx.data(), cnt.data(), nullptr, dv, dwtp, true);
     }
@@ -386,6 +430,135 @@ void project_backward_impl(const at::Tensor& x, const at::Tensor& di, at::Tensor
   }
 }
 
+
+// ---- e-prop: the adjoint of the eligibility traces, one chunk backward in time -----------
+// (equations in rules/eprop_fused.py). Per trial b and neuron n, from the step after the chunk
+// (p, q, m hold p[t+1], q[t+1], m[t+1] on entry and p[t0], q[t0], m[t0] on exit):
+//   m[t] = l[t] + kappa m[t+1]   (filtered; else m[t] = l[t])     c[t] = m[t] + cj[n]
+//   psi  = sd[t] / v_th;  pk = c[t] psi;  a' = alpha (1 - z[t]) (zero reset) | alpha
+//   p[t] = pk + a' p[t+1] + psi q[t+1]                             (ALIF term)
+//   q[t] = (rho - beta psi) q[t+1] - beta pk
+// and dW^T[i, :] += pre[t][b, i] p[t][b, :] over the nonzero presynaptic entries
+// (pre = x[t] for the input synapses, z[t-1] for the recurrent ones), or one matmul if dense.
+enum EpropFlags : int64_t { EP_FILTERED = 256, EP_REG = 512 };
+
+template <typename S, bool RZ, bool AD, bool FI, bool REG>
+void adj_rows(int64_t b0, int64_t b1, int64_t N, Consts<S> c, const S* __restrict__ sdk, const S* __restrict__ zk,
+              const S* __restrict__ lk, const S* __restrict__ cj, S kappa, S* __restrict__ p, S* __restrict__ q,
+              S* __restrict__ m) {
+  const S* __restrict__ alpha = c.alpha;
+  const S* __restrict__ rho = c.rho;
+  const S* __restrict__ vth = c.vth;
+  const S* __restrict__ beta = c.beta;
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t o = b * N;
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t k = o + n;
+      const S psi = sdk[k] / vth[n];
+      const S l = lk ? lk[k] : S(0);
+      S mk = l;
+      if (FI) {
+        mk = l + kappa * m[k];
+        m[k] = mk;
+      }
+      const S cc = REG ? mk + cj[n] : mk;
+      const S pk = cc * psi;
+      const S an = RZ ? alpha[n] * (S(1) - zk[k]) : alpha[n];
+      S pv = pk + an * p[k];
+      if (AD) {
+        pv = pv + psi * q[k];
+        q[k] = (rho[n] - beta[n] * psi) * q[k] - beta[n] * pk;
+      }
+      p[k] = pv;
+    }
+  }
+}
+
+template <typename S>
+using AdjFn = void (*)(int64_t, int64_t, int64_t, Consts<S>, const S*, const S*, const S*, const S*, S, S*, S*, S*);
+
+template <typename S, bool RZ, bool AD>
+AdjFn<S> pick_adj2(bool fi, bool reg) {
+  if (fi) return reg ? adj_rows<S, RZ, AD, true, true> : adj_rows<S, RZ, AD, true, false>;
+  return reg ? adj_rows<S, RZ, AD, false, true> : adj_rows<S, RZ, AD, false, false>;
+}
+
+template <typename S>
+AdjFn<S> pick_adj(bool rz, bool ad, bool fi, bool reg) {
+  if (rz) return ad ? pick_adj2<S, true, true>(fi, reg) : pick_adj2<S, true, false>(fi, reg);
+  return ad ? pick_adj2<S, false, true>(fi, reg) : pick_adj2<S, false, false>(fi, reg);
+}
+
+// gt[off + i, :] += pre[b, i] p[b, :] for the nonzero pre[b, i] (pre [B, M], p [B, N]); columns
+// split over threads, so every entry sums its events in the same (b, i) order at any thread count
+template <typename S>
+void scatter_events(const S* __restrict__ pre, int64_t B, int64_t M, const int32_t* idx, const int64_t* cnt,
+                    const S* __restrict__ p, int64_t N, S* __restrict__ gt) {
+  at::parallel_for(0, N, 256, [&](int64_t n0, int64_t n1) {
+    for (int64_t b = 0; b < B; ++b) {
+      const int32_t* ib = idx + b * M;
+      const S* __restrict__ src = p + b * N;
+      for (int64_t e = 0; e < cnt[b]; ++e) {
+        const int64_t i = ib[e];
+        const S v = pre[b * M + i];
+        S* __restrict__ row = gt + i * N;
+        if (v == S(1)) {
+          for (int64_t n = n0; n < n1; ++n) row[n] += src[n];
+        } else {
+          for (int64_t n = n0; n < n1; ++n) row[n] += v * src[n];
+        }
+      }
+    }
+  });
+}
+
+template <typename S>
+void eprop_adjoint_impl(const at::Tensor& x, const at::Tensor& z, const at::Tensor& zb, const at::Tensor& sd,
+                        const at::Tensor& win, const at::Tensor& L, const at::Tensor& cj, const at::Tensor& alpha_t,
+                        const at::Tensor& rho_t, const at::Tensor& vth_t, const at::Tensor& beta_t, int64_t flags,
+                        double kappa_d, at::Tensor& p_t, at::Tensor& q_t, at::Tensor& m_t, at::Tensor& gt,
+                        double dense_thr) {
+  const int64_t K = z.size(0), B = z.size(1), N = z.size(2), BN = B * N, n_in = x.size(2);
+  const bool reset_zero = flags & RESET_ZERO, adaptive = flags & ADAPTIVE;
+  const bool filtered = flags & EP_FILTERED, reg = flags & EP_REG;
+  Consts<S> c{alpha_t.data_ptr<S>(), rho_t.data_ptr<S>(), vth_t.data_ptr<S>(), beta_t.data_ptr<S>(), nullptr};
+  const S *xp = x.data_ptr<S>(), *zp = z.data_ptr<S>(), *zbp = zb.data_ptr<S>(), *sdp = sd.data_ptr<S>();
+  const int64_t* wp = win.data_ptr<int64_t>();
+  const S* Lp = L.numel() ? L.data_ptr<S>() : nullptr;
+  const S* cjp = reg ? cj.data_ptr<S>() : nullptr;
+  S *p = p_t.data_ptr<S>(), *q = q_t.data_ptr<S>(), *m = m_t.data_ptr<S>(), *g = gt.data_ptr<S>();
+  const S kappa = static_cast<S>(kappa_d);
+  AdjFn<S> step = pick_adj<S>(reset_zero, adaptive, filtered, reg);
+  const int64_t grain = grain_rows(N);
+  std::vector<int32_t> idx(B * std::max(n_in, N));
+  std::vector<int64_t> cnt(B);
+  at::Tensor gt_in = gt.narrow(0, 0, n_in), gt_rec = gt.narrow(0, n_in, N);
+  for (int64_t k = K - 1; k >= 0; --k) {
+    const S* lk = (wp[k] >= 0 && Lp) ? Lp + wp[k] * BN : nullptr;
+    const S* sdk = sdp + k * BN;
+    const S* zk = zp + k * BN;
+    at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) { step(b0, b1, N, c, sdk, zk, lk, cjp, kappa, p, q, m); });
+    // input synapses: pre = x[t]
+    const S* xk = xp + k * B * n_in;
+    int64_t nnz = n_in ? spike_lists(xk, B, n_in, idx.data(), cnt.data()) : 0;
+    if (nnz > 0) {
+      if (static_cast<double>(nnz) > dense_thr * static_cast<double>(B * n_in))
+        gt_in.addmm_(x.select(0, k).t(), p_t);
+      else
+        scatter_events(xk, B, n_in, idx.data(), cnt.data(), p, N, g);
+    }
+    // recurrent synapses: pre = z[t-1]
+    const S* zpk = k > 0 ? zp + (k - 1) * BN : zbp;
+    nnz = spike_lists(zpk, B, N, idx.data(), cnt.data());
+    if (nnz > 0) {
+      if (static_cast<double>(nnz) > dense_thr * static_cast<double>(BN))
+        gt_rec.addmm_((k > 0 ? z.select(0, k - 1) : zb).t(), p_t);
+      else
+        scatter_events(zpk, B, N, idx.data(), cnt.data(), p, N, g + n_in * N);
+    }
+  }
+}
+
 }  // namespace
 
 // event-driven input projection: out[r] = sum_{j : x[r, j] != 0} x[r, j] W_in[:, j]; x [R, K]
@@ -427,3 +600,20 @@ std::vector<at::Tensor> backward(at::Tensor gz, at::Tensor gv, at::Tensor ga, at
   });
   return out;
 }
+
+// e-prop adjoint over one chunk (see eprop_adjoint_impl); updates p, q, m and gt in place
+void eprop_adjoint(at::Tensor x, at::Tensor z, at::Tensor zb, at::Tensor sd, at::Tensor win, at::Tensor L,
+                   at::Tensor cj, at::Tensor alpha, at::Tensor rho, at::Tensor vth, at::Tensor beta, int64_t flags,
+                   double kappa, at::Tensor p, at::Tensor q, at::Tensor m, at::Tensor gt, double dense_thr) {
+  TORCH_CHECK(x.is_contiguous() && z.is_contiguous() && zb.is_contiguous() && sd.is_contiguous() &&
+                  win.is_contiguous() && L.is_contiguous() && p.is_contiguous() && q.is_contiguous() &&
+                  m.is_contiguous() && gt.is_contiguous(),
+              "eprop_adjoint: tensors must be contiguous");
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "cognet_eprop_adjoint", [&] {
+    eprop_adjoint_impl<scalar_t>(x, z, zb, sd, win, L, cj, alpha, rho, vth, beta, flags, kappa, p, q, m, gt,
+                                 dense_thr);
+  });
+}
+
+// whether the backward's dense product calls the BLAS directly (gemm_acc) or through addmm_
+bool blas_direct() { return fortran_gemm<float>() != nullptr && fortran_gemm<double>() != nullptr; }
