@@ -115,8 +115,10 @@ def test_nwb_export_of_brian2_spikes_on_a_finer_step(add_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(add_run, run, ignore=shutil.ignore_patterns("spikes-*"))
     verify_run(run, trials=4, dt_ms=0.5, target="numpy")
-    res = exporter("nwb")(run, tmp_path / "b.nwb", source="brian2")
-    rec = load_record(run / "spikes-brian2.safetensors")
+    with pytest.raises(FileNotFoundError, match="--dt-ms 0.5"):  # the 1 ms record was not made
+        exporter("nwb")(run, tmp_path / "a.nwb", source="brian2")
+    res = exporter("nwb")(run, tmp_path / "b.nwb", source="brian2", dt_ms=0.5)
+    rec = load_record(run / "spikes-brian2-dt0.5.safetensors")
     assert rec.dt_ms == 0.5 and res["trials"] == 4 and "redrawn" in res["task_symbols"]
     assert pynwb.validate(path=str(tmp_path / "b.nwb")) == []
     z = rec.z.numpy()

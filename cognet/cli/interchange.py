@@ -30,8 +30,10 @@ from .common import _fail, _user_errors, emit
 @click.option("--seed", type=int, default=None, help="brian2: seed of the Poisson input (default 0)")
 @click.option("--source", type=click.Choice(["torch", "brian2"]), default=None,
               help="nwb: the spike record to export (torch, recorded if missing; or brian2, after `cognet verify`)")
+@click.option("--dt-ms", "dt_ms", type=float, default=None,
+              help="nwb --source brian2: the Brian2 step of a finer-step `cognet verify --dt-ms` record")
 @click.option("--json", "as_json", is_flag=True, help="print what was written as one JSON object")
-def export_cmd(run_dir, fmt, out, no_readout, resistance, trials, poisson_rate_hz, steps, seed, source,
+def export_cmd(run_dir, fmt, out, no_readout, resistance, trials, poisson_rate_hz, steps, seed, source, dt_ms,
                as_json) -> None:
     """Write a trained run in another tool's format: a NIR graph, a plain-Brian2 script, the
     held-out activity as NWB, or the training curves as TensorBoard events."""
@@ -44,12 +46,14 @@ def export_cmd(run_dir, fmt, out, no_readout, resistance, trials, poisson_rate_h
         if resistance:
             opts["resistance"] = resistance
         ignored = {"--trials": trials, "--poisson": poisson_rate_hz, "--steps": steps, "--seed": seed,
-                   "--source": source}
+                   "--source": source, "--dt-ms": dt_ms}
     elif fmt == "nwb":
         if trials is not None:
             opts["trials"] = trials
         if source is not None:
             opts["source"] = source
+        if dt_ms is not None:
+            opts["dt_ms"] = dt_ms
         ignored = {"--no-readout": no_readout or None, "--resistance": resistance, "--poisson": poisson_rate_hz,
                    "--steps": steps, "--seed": seed}
     elif fmt == "brian2":
@@ -61,10 +65,10 @@ def export_cmd(run_dir, fmt, out, no_readout, resistance, trials, poisson_rate_h
             opts["steps"] = steps
         if seed is not None:
             opts["seed"] = seed
-        ignored = {"--no-readout": no_readout or None, "--resistance": resistance, "--source": source}
+        ignored = {"--no-readout": no_readout or None, "--resistance": resistance, "--source": source, "--dt-ms": dt_ms}
     else:
         ignored = {"--no-readout": no_readout or None, "--resistance": resistance, "--trials": trials,
-                   "--poisson": poisson_rate_hz, "--steps": steps, "--seed": seed, "--source": source}
+                   "--poisson": poisson_rate_hz, "--steps": steps, "--seed": seed, "--source": source, "--dt-ms": dt_ms}
     try:
         used = [k for k, v in ignored.items() if v is not None]
         if used:

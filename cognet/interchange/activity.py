@@ -66,8 +66,12 @@ def cut(rec: SpikeRecord, n: int) -> SpikeRecord:
     )
 
 
-def run_activity(run_dir, source: str = "torch", trials: Optional[int] = None) -> RunActivity:
-    """Load (for torch: create if needed) the held-out spike record of a run directory."""
+def run_activity(run_dir, source: str = "torch", trials: Optional[int] = None,
+                 dt_ms: Optional[float] = None) -> RunActivity:
+    """Load (for torch: create if needed) the held-out spike record of a run directory.
+
+    ``dt_ms`` (brian2 only): the Brian2 step of a finer-step verification (``cognet verify
+    --dt-ms 0.5`` writes ``spikes-brian2-dt0.5.safetensors``); default the training step."""
     from cognet.training.model import load_model
 
     run_dir = Path(run_dir)
@@ -84,10 +88,23 @@ def run_activity(run_dir, source: str = "torch", trials: Optional[int] = None) -
     net, cfg = load_model(model)
     net.eval()
     path = record_path(run_dir, source)
+    if dt_ms is not None:
+        if source != "brian2":
+            raise ValueError("dt_ms selects a finer-step Brian2 record; it applies to source 'brian2' only")
+        from cognet.brian.replay import output_names
+
+        path = run_dir / output_names(float(dt_ms), cfg.network.dt_ms)["brian2"]
     created = False
     rec = load_record(path) if path.exists() else None
     if rec is None and source == "brian2":
-        raise FileNotFoundError(f"{path} does not exist: run `cognet verify {run_dir}` first to simulate the "
+        step = "" if dt_ms is None else f" --dt-ms {float(dt_ms):g}"
+        finer = sorted(q.name for q in run_dir.glob("spikes-brian2-dt*.safetensors"))
+        if dt_ms is None and finer:
+            steps = ", ".join(q[len("spikes-brian2-dt"):-len(".safetensors")] for q in finer)
+            raise FileNotFoundError(f"{path} does not exist (this run was verified at a finer step only: "
+                                    f"{', '.join(finer)}); pass --dt-ms {steps.split(', ')[0]} to export that "
+                                    f"record, or run `cognet verify {run_dir}` for the training step")
+        raise FileNotFoundError(f"{path} does not exist: run `cognet verify {run_dir}{step}` first to simulate the "
                                 "trained network in Brian2, then export with --source brian2")
     if rec is None or (trials is not None and rec.trials < trials and source == "torch"):
         import tasks

@@ -49,7 +49,8 @@ def _require_pynwb():
     return pynwb
 
 
-def export_run(run_dir, out, source: str = "torch", trials: Optional[int] = None, **_ignored: Any) -> Dict[str, Any]:
+def export_run(run_dir, out, source: str = "torch", trials: Optional[int] = None, dt_ms: Optional[float] = None,
+               **_ignored: Any) -> Dict[str, Any]:
     """Write the held-out activity of ``run_dir`` to the NWB file ``out``; return what was written."""
     pynwb = _require_pynwb()
     from pynwb import NWBHDF5IO, NWBFile
@@ -63,7 +64,7 @@ def export_run(run_dir, out, source: str = "torch", trials: Optional[int] = None
     if _ignored:
         raise ValueError(f"unknown NWB export option(s) {sorted(_ignored)}; allowed: source, trials")
     run_dir, out = Path(run_dir), Path(out)
-    act = run_activity(run_dir, source, trials)
+    act = run_activity(run_dir, source, trials, dt_ms=dt_ms)
     rec, net, cfg = act.record, act.net, act.cfg
     task = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms)
     fields = trial_fields(rec, task)
