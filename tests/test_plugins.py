@@ -110,3 +110,16 @@ def test_entry_point_plugins_are_found(tmp_path):
     (dist / "entry_points.txt").write_text("[cognet.tasks]\nbroken = cognet_toy_ep:NoSuchClass\n")
     res = cognet("tasks", pythonpath=[tmp_path, PLUGINS])
     assert res.returncode == 2 and "entry point broken = cognet_toy_ep:NoSuchClass" in res.stderr
+
+
+def test_python_m_cognet_ignores_folders_named_like_its_packages(tmp_path):
+    """An experiment output folder called `rules` (or `tasks`, `analysis`) in the current
+    directory must not shadow cognet's packages under `python -m cognet`."""
+    for name in ("rules", "tasks", "analysis"):
+        (tmp_path / name).mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "COGNET_PLUGINS"}
+    env["PYTHONPATH"] = str(ROOT)
+    res = subprocess.run([sys.executable, "-m", "cognet", "rules"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "eprop-random" in res.stdout
