@@ -72,7 +72,7 @@ def bntt_run(tmp_path_factory):
     return cfg, out
 
 
-def test_bntt_trains_saves_statistics_and_resumes_identically(bntt_run, tmp_path):
+def test_bntt_trains_saves_statistics_and_resumes_identically(bntt_run, tmp_path, kill_at):
     cfg, out = bntt_run
     net, _ = load_model(out / "model.safetensors")
     assert net.bntt is not None and not net.training
@@ -83,17 +83,7 @@ def test_bntt_trains_saves_statistics_and_resumes_identically(bntt_run, tmp_path
     assert float((net.bntt.gamma - 1).abs().sum()) > 0  # and the affine map trained
     # a kill after iteration 4 and a resume give the same model (running statistics checkpointed)
     part = tmp_path / "part"
-    t = Trainer(cfg, part, progress=False)
-    step = t.rule.step
-
-    def killed(batch):
-        if t.iteration == 4:
-            raise KeyboardInterrupt
-        return step(batch)
-
-    t.rule.step = killed
-    with pytest.raises(KeyboardInterrupt):
-        t.run()
+    kill_at(cfg, part, 4)
     train(cfg, part, progress=False)
     again, _ = load_model(part / "model.safetensors")
     for (k, v), (_, w) in zip(net.state_dict().items(), again.state_dict().items()):

@@ -262,25 +262,15 @@ def test_tensorboard_key_is_validated_and_absent_by_default(tiny_sets):
         build_config("add", sets=["train.tensorboard=maybe"])
 
 
-def test_tensorboard_events_of_a_killed_and_resumed_run_have_each_step_once(tmp_path, tiny_sets):
+def test_tensorboard_events_of_a_killed_and_resumed_run_have_each_step_once(tmp_path, tiny_sets, kill_at):
     pytest.importorskip("tensorboard")
     from cognet.training.config import build_config
     from cognet.training.io import read_jsonl
-    from cognet.training.trainer import Trainer, train
+    from cognet.training.trainer import train
 
     cfg = build_config("add", sets=[*tiny_sets, "train.tensorboard=true"])
     out = tmp_path / "part"
-    t = Trainer(cfg, out, progress=False)
-    step = t.rule.step
-
-    def killed(batch):  # killed during iteration 6: iteration 5 is logged, the last checkpoint is at 4
-        if t.iteration == 5:
-            raise KeyboardInterrupt
-        return step(batch)
-
-    t.rule.step = killed
-    with pytest.raises(KeyboardInterrupt):
-        t.run()
+    kill_at(cfg, out, 5)  # killed during iteration 6: iteration 5 is logged, the last checkpoint is at 4
     assert [e.step for e in _events(out / "tensorboard").Scalars("train/loss")] == [1, 2, 3, 4, 5]
     s = train(cfg, out, progress=False)
     assert s["resumed_from_iteration"] == 4

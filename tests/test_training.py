@@ -99,28 +99,13 @@ def test_run_directory_contents(tmp_path, tiny_sets):
     assert train(cfg, out, progress=False)["resumed"] == "already complete"
 
 
-def _kill_at(cfg, out, iteration):
-    """Run a trainer in ``out`` that is killed (KeyboardInterrupt) once ``iteration`` steps are done."""
-    t = Trainer(cfg, out, progress=False)
-    step = t.rule.step
-
-    def killed(batch):
-        if t.iteration == iteration:
-            raise KeyboardInterrupt
-        return step(batch)
-
-    t.rule.step = killed
-    with pytest.raises(KeyboardInterrupt):
-        t.run()
-
-
-def test_killed_run_resumes_to_identical_result(tmp_path, tiny_sets):
+def test_killed_run_resumes_to_identical_result(tmp_path, tiny_sets, kill_at):
     cfg = build_config("add", sets=tiny_sets)
     full = tmp_path / "full"
     train(cfg, full, progress=False)
     part = tmp_path / "part"
     # simulate a kill during iteration 5 (the last checkpoint was written at iteration 4)
-    _kill_at(cfg, part, 4)
+    kill_at(cfg, part, 4)
     assert not (part / "summary.json").exists()
     # a torn metrics line from the kill must not break the resume
     with open(part / "metrics.jsonl", "a") as fh:
@@ -258,14 +243,14 @@ def test_keep_best_ends_with_the_best_validation_weights(tmp_path, tiny_sets):
     assert all(torch.equal(ck[f"model.{k}"], v) for k, v in net_last.named_parameters())
 
 
-def test_keep_best_survives_a_kill(tmp_path, tiny_sets):
+def test_keep_best_survives_a_kill(tmp_path, tiny_sets, kill_at):
     sets = tiny_sets + ["train.iterations=12", "train.eval_every=1", "train.lr=0.05", "train.keep_best=true"]
     cfg = build_config("add", sets=sets)
     full = tmp_path / "full"
     s_full = train(cfg, full, progress=False)
     assert s_full["best_iteration"] < 10  # so the resumed run must take it from the checkpoint
     part = tmp_path / "part"
-    _kill_at(cfg, part, 10)
+    kill_at(cfg, part, 10)
     s = train(cfg, part, progress=False)
     assert s["resumed_from_iteration"] == 10 and s["best_iteration"] == s_full["best_iteration"]
     a, _ = load_model(full / "model.safetensors")
