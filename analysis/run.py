@@ -12,6 +12,9 @@ held-out trials (:mod:`cognet.training.records`) and writes into ``DIR/analysis-
 The run directory's lock is held throughout (one writer at a time), and everything one
 analysis writes (a new torch record included) is staged and moved into place as one set
 (:class:`cognet.training.io.OutputSet`): a killed analysis leaves the previous set or the new one.
+A run directory this process cannot write (an archive, a read-only mount, another user's run)
+can still be analysed with ``out_dir`` elsewhere: then the lock and the staging are those of
+``out_dir``, and a torch record made on the way is not cached in the run directory.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-import numpy as np
-
+import errno
 import os
+
+import numpy as np
 
 from cognet.training.io import OutputSet, read_json_object, read_jsonl, run_lock, write_json
 
@@ -50,10 +54,10 @@ def _load_model(run_dir: Path):
 
 
 def get_record(run_dir: Path, source: str = "torch", trials: Optional[int] = None, net=None, cfg=None,
-               stage: Optional[OutputSet] = None):
+               stage: Optional[OutputSet] = None, cache: bool = True):
     """Load the spike record of ``source``; for torch, create it (held-out test seed) if missing
     or if it holds fewer than ``trials`` trials (into ``stage`` if given, which commits it
-    with the rest). Returns ``(record, created)``."""
+    with the rest; not saved at all with ``cache=False``). Returns ``(record, created)``."""
     from cognet.training.records import load_record, record_torch, save_record
 
     if source not in SOURCES:
@@ -79,7 +83,8 @@ def get_record(run_dir: Path, source: str = "torch", trials: Optional[int] = Non
     task = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms)
     check_task_matches(net, task, Path(run_dir) / "model.safetensors")
     rec = record_torch(net, task, trials or DEFAULT_TRIALS, derive_seeds(cfg.seed)["test"])
-    save_record(stage.path(path) if stage is not None else path, rec)
+    if cache:
+        save_record(stage.path(path) if stage is not None else path, rec)
     return rec, True
 
 
@@ -178,15 +183,27 @@ def analyze_run(run_dir, source: str = "torch", trials: Optional[int] = None, ou
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory {run_dir} does not exist")
-    with run_lock(run_dir), OutputSet(run_dir, f"analysis-{source}") as stage:
-        return _analyze(run_dir, source, trials, out_dir, figures, stage)
+    try:
+        with run_lock(run_dir), OutputSet(run_dir, f"analysis-{source}") as stage:
+            return _analyze(run_dir, source, trials, out_dir, figures, stage, cache=True)
+    except OSError as exc:
+        if out_dir is None or exc.errno not in _READ_ONLY or Path(out_dir).resolve().is_relative_to(run_dir.resolve()):
+            raise
+    # the run directory cannot be written: lock and stage in out_dir, cache nothing in the run
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(out_dir), OutputSet(out_dir, f"analysis-{source}") as stage:
+        return _analyze(run_dir, source, trials, out_dir, figures, stage, cache=False)
+
+
+_READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def _analyze(run_dir: Path, source: str, trials: Optional[int], out_dir, figures: bool,
-             stage: OutputSet) -> Dict[str, Any]:
+             stage: OutputSet, cache: bool) -> Dict[str, Any]:
     t0 = time.perf_counter()
     net, cfg = _load_model(run_dir)
-    rec, created = get_record(run_dir, source, trials, net, cfg, stage=stage)
+    rec, created = get_record(run_dir, source, trials, net, cfg, stage=stage, cache=cache)
     n_used = rec.trials if trials is None else min(trials, rec.trials)
     z = rec.z[:n_used].numpy()
     active = rec.active[:n_used].numpy() if rec.active is not None else None
@@ -198,7 +215,8 @@ def _analyze(run_dir: Path, source: str, trials: Optional[int], out_dir, figures
     a = {
         "run_dir": str(run_dir), "source": source, "task": rec.task,
         "rule": summary.get("rule", cfg.rule if cfg else None), "seed": summary.get("seed", cfg.seed if cfg else None),
-        "record": {"path": str(record_path(run_dir, source)), "created": created, "trials_used": n_used,
+        "record": {"path": str(record_path(run_dir, source)) if (cache or not created) else None,
+                   "created": created, "trials_used": n_used,
                    "record_seed": rec.extra.get("seed")},
         "accuracy": acc, **a,
     }

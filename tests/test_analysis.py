@@ -319,3 +319,38 @@ def test_cli_analyze_and_compare(tiny_run, tmp_path):
     assert r.exit_code == 2 and "summary.json" in r.output
     r = CliRunner().invoke(main, ["analyze", str(tiny_run), "--source", "brian2"])
     assert r.exit_code == 2 and "cognet verify" in r.output
+
+
+def test_analyze_read_only_run_dir_into_out_elsewhere(tiny_run, tmp_path, monkeypatch):
+    """A run directory that cannot be written (archive, read-only mount) is analysed with --out
+    elsewhere: the lock and staging move to the output folder and the run directory is left as it was."""
+    import errno
+    import shutil
+    from pathlib import Path
+
+    import analysis.run as arun
+    from analysis import analyze_run
+
+    run = tmp_path / "archived"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("spikes-*", "analysis-*", ".lock"))
+    before = sorted(p.name for p in run.iterdir())
+    real_lock = arun.run_lock
+
+    def lock(d):  # as root a chmod does not stop writes: refuse the run directory as a read-only mount would
+        if Path(d).resolve() == run.resolve():
+            raise PermissionError(errno.EROFS, "Read-only file system", str(Path(d) / ".lock"))
+        return real_lock(d)
+
+    monkeypatch.setattr(arun, "run_lock", lock)
+    run.chmod(0o555)
+    try:
+        a = analyze_run(run, trials=8, out_dir=tmp_path / "elsewhere", figures=False)
+        assert sorted(p.name for p in run.iterdir()) == before  # nothing cached, no lock, no staging left
+    finally:
+        run.chmod(0o755)
+    data = json.loads((tmp_path / "elsewhere" / "analysis.json").read_text())
+    assert data["trials"] == 8 and a["record"]["created"] and a["record"]["path"] is None
+    assert not any(p.name.startswith(".") and p.is_dir() for p in (tmp_path / "elsewhere").iterdir())
+    # without --out the same refusal is an error, not a silent fallback
+    with pytest.raises(PermissionError):
+        analyze_run(run, trials=8, figures=False)
