@@ -535,3 +535,34 @@ def test_impossible_trial_counts_and_seeds_are_refused(run):
     r = _cli(["eval", run, "--seed", "99999999999999999999999"])
     assert r.exit_code == 2 and "Traceback" not in r.output and "--seed" in r.stderr
     assert _snapshot(run) == before
+
+
+def test_reproduce_caps_a_rules_budget_and_says_so(tmp_path):
+    """--max-iterations RULE=N caps that rule's runs (printed with the estimate); other rules keep
+    their budget; the capped run is the same configuration as --set train.iterations=N."""
+    from cognet.experiments.reproduce import estimate
+    from cognet.experiments.sweep import make_runs
+
+    base = [a for s in SETS for a in ("--set", s)]
+    args = ["reproduce", "--out", tmp_path / "rep", "--task", "xor", "--rule", "bptt", "--rule", "eprop-random"] + base
+    r = _cli(args + ["--estimate", "--json", "--max-iterations", "eprop-random=2"])
+    assert r.exit_code == 0, r.output
+    est = json.loads(r.stdout)["estimate"]
+    its = {row["rule"]: row["iterations"] for row in est["runs"]}
+    assert its == {"bptt": 4, "eprop-random": 2}
+    assert "xor/eprop-random: capped at 2 of its 4 iterations" in r.stderr
+    # a cap above the budget changes nothing; a bare N caps every rule
+    est = estimate(tmp_path / "rep", ("bptt",), ("xor",), 0, SETS, timed=1, caps={"*": 3})
+    assert est["runs"][0]["iterations"] == 3 and est["capped"]
+    est = estimate(tmp_path / "rep", ("bptt",), ("xor",), 0, SETS, timed=1, caps={"bptt": 99})
+    assert est["runs"][0]["iterations"] == 4 and not est["capped"]
+    # same run directory as an explicit --set train.iterations=2
+    from cognet.experiments.reproduce import _runs
+
+    (capped,), _ = _runs(tmp_path / "rep", ["xor"], ["eprop-random"], 0, SETS, {"eprop-random": 2})
+    (explicit,) = make_runs([{"task": "xor", "rule": "eprop-random"}], lambda p: {**p, "seed": 0},
+                            tmp_path / "rep" / "runs", base_sets=list(SETS) + ["train.iterations=2"])
+    assert capped.run_dir == explicit.run_dir
+    for bad, msg in (("eprop-random=0", "whole number"), ("nope=5", "unknown rule"), ("x", "whole number")):
+        _clean_error(_cli(args + ["--estimate", "--max-iterations", bad]), msg)
+    _clean_error(_cli(args + ["--estimate", "--max-iterations", "3", "--max-iterations", "4"]), "given twice")

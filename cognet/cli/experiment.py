@@ -238,10 +238,13 @@ def sweep_cmd(axes, status_of, out, config_file, sets, no_estimate, jobs, execut
 @click.option("--max-hours", type=click.FloatRange(min=0, min_open=True), default=None,
               help="refuse to start if the training estimate exceeds this many hours")
 @click.option("--yes", "-y", is_flag=True, help="start without asking, whatever the estimate")
+@click.option("--max-iterations", "caps", multiple=True, metavar="[RULE=]N",
+              help="cap the iteration budget of RULE's runs (or of every run) at N, e.g. eprop-random=2000 "
+                   "(repeatable; printed with the estimate)")
 @_executor_options
 @click.option("--json", "as_json", is_flag=True)
-def reproduce_cmd(out, rules_, tasks_, seed, sets, no_brian2, estimate_only, max_hours, yes, jobs, executor, partition,
-                  time_min, as_json) -> None:
+def reproduce_cmd(out, rules_, tasks_, seed, sets, no_brian2, estimate_only, max_hours, yes, caps, jobs, executor,
+                  partition, time_min, as_json) -> None:
     """Train every task with BPTT and e-prop, verify in Brian2, write one Markdown table.
 
     First measures each run's time per iteration and prints an estimate (an upper bound: the
@@ -250,12 +253,13 @@ def reproduce_cmd(out, rules_, tasks_, seed, sets, no_brian2, estimate_only, max
     """
     import sys
 
-    from cognet.experiments.reproduce import DEFAULT_RULES, estimate, estimate_lines, reproduce
+    from cognet.experiments.reproduce import DEFAULT_RULES, estimate, estimate_lines, parse_caps, reproduce
 
     log = (lambda s: click.echo(s, err=True)) if as_json else click.echo
     try:
+        cap_map = parse_caps(caps)
         click.echo("measuring the time per iteration of each run ...", err=True)
-        est = estimate(Path(out), rules_ or DEFAULT_RULES, tasks_, seed, sets)
+        est = estimate(Path(out), rules_ or DEFAULT_RULES, tasks_, seed, sets, caps=cap_map)
     except _user_errors() as exc:
         _fail(exc)
     for line in estimate_lines(est):
@@ -271,7 +275,7 @@ def reproduce_cmd(out, rules_, tasks_, seed, sets, no_brian2, estimate_only, max
         raise SystemExit(1)
     try:
         res = reproduce(Path(out), rules_ or DEFAULT_RULES, tasks_, seed, sets, not no_brian2, jobs, executor,
-                        _slurm(partition, time_min), log)
+                        _slurm(partition, time_min), log, caps=cap_map)
     except _user_errors() as exc:
         _fail(exc)
     emit(res, as_json, ["", res["markdown"], "", f"written to {res['path']}"])

@@ -4,7 +4,9 @@ Steps (each resumable; re-running skips what is done):
 
 1. a sweep over ``tasks.TASKS`` x ``rules`` (default ``bptt`` and ``eprop-random``; rules
    that are not registered are skipped with a note) at one seed, each task with its own
-   recommended settings and iteration budget (early stop at ``train.target_accuracy``);
+   recommended settings and iteration budget (early stop at ``train.target_accuracy``), a
+   budget capped per rule where asked (``caps``, the command's ``--max-iterations RULE=N``:
+   such a run has ``train.iterations = N`` in its config, and the table's notes say so);
 2. Brian2 verification of each trained run with ``cognet.brian.replay.verify_run(run_dir)``
    when that module exists (its returned mapping is cached in ``<out>/brian2/<run>.json``);
    the Brian2 accuracy is read from the key named by the task's stop metric, at the top
@@ -22,7 +24,7 @@ import importlib
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from cognet.training.config import ConfigError
 from cognet.training.io import atomic_write, read_json, write_json
@@ -50,9 +52,58 @@ def _find_metric(res: Any, metric: str) -> Optional[float]:
     return None
 
 
+def parse_caps(specs: Sequence[str]) -> Dict[str, int]:
+    """``["eprop-random=2000", "5000"]`` -> ``{"eprop-random": 2000, "*": 5000}`` (``*``: every rule)."""
+    import rules
+
+    caps: Dict[str, int] = {}
+    for spec in specs:
+        rule, _, num = str(spec).rpartition("=")
+        rule = rule.strip() or "*"
+        try:
+            n = int(num)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ConfigError(f"--max-iterations {spec!r}: expected RULE=N or N with a whole number N >= 1")
+        if rule != "*" and rule not in rules.RULES:
+            raise ConfigError(f"--max-iterations {spec!r}: unknown rule {rule!r}; available: {', '.join(sorted(rules.RULES))}")
+        if rule in caps:
+            raise ConfigError(f"--max-iterations given twice for {'every rule' if rule == '*' else rule}")
+        caps[rule] = n
+    return caps
+
+
+def _runs(out: Path, task_names: Sequence[str], rule_names: Sequence[str], seed: int, sets: Sequence[str],
+          caps: Mapping[str, int]) -> Tuple[list, List[str]]:
+    """The sweep runs of a reproduce table; a run whose iteration budget exceeds its rule's cap
+    (``caps[rule]``, else ``caps["*"]``) trains with ``train.iterations`` = the cap (its own config,
+    hence its own run directory). Returns the runs and one note per capped run."""
+    runs = make_runs(grid({"task": list(task_names), "rule": list(rule_names)}), lambda p: {**p, "seed": seed},
+                     Path(out) / "runs", base_sets=list(sets))
+    capped: List[str] = []
+    if not caps:
+        return runs, capped
+
+    def to_sets(p):
+        q = {**p, "seed": seed}
+        cap = caps.get(p["rule"], caps.get("*"))
+        budget = budgets[(p["task"], p["rule"])]
+        if cap is not None and budget > cap:
+            q["train.iterations"] = cap
+            capped.append(f"{p['task']}/{p['rule']}: capped at {cap} of its {budget} iterations (--max-iterations)")
+        return q
+
+    budgets = {(r.cfg.task, r.cfg.rule): r.cfg.train.iterations for r in runs}
+    runs = make_runs(grid({"task": list(task_names), "rule": list(rule_names)}), to_sets, Path(out) / "runs",
+                     base_sets=list(sets))
+    return runs, capped
+
+
 def reproduce(out: Path, rules_: Sequence[str] = DEFAULT_RULES, tasks_: Sequence[str] = (), seed: int = 0,
               sets: Sequence[str] = (), brian2: bool = True, jobs: int = 1, executor: str = "local",
-              slurm: Optional[SlurmOptions] = None, log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+              slurm: Optional[SlurmOptions] = None, log: Optional[Callable[[str], None]] = None,
+              caps: Optional[Mapping[str, int]] = None) -> Dict[str, Any]:
     import rules
     import tasks
 
@@ -69,9 +120,9 @@ def reproduce(out: Path, rules_: Sequence[str] = DEFAULT_RULES, tasks_: Sequence
             notes.append(f"rule {r} is not registered (available: {', '.join(sorted(rules.RULES))}); skipped")
     if not rule_names:
         raise ConfigError(f"none of the rules {list(rules_)} is registered; available: {', '.join(sorted(rules.RULES))}")
-    runs = make_runs(grid({"task": task_names, "rule": rule_names}), lambda p: {**p, "seed": seed}, out / "runs",
-                     base_sets=list(sets))
-    write_manifest(out / "sweep.json", "reproduce", runs, {"sets": list(sets)})
+    runs, capped = _runs(out, task_names, rule_names, seed, sets, caps or {})
+    notes += capped
+    write_manifest(out / "sweep.json", "reproduce", runs, {"sets": list(sets), "max_iterations": dict(caps or {})})
     rows = execute(runs, executor, jobs, out / "slurm", False, slurm, say)
 
     verify = _optional("cognet.brian.replay", "verify_run") if brian2 else None
@@ -133,7 +184,7 @@ def reproduce(out: Path, rules_: Sequence[str] = DEFAULT_RULES, tasks_: Sequence
 
 
 def estimate(out: Path, rules_: Sequence[str] = DEFAULT_RULES, tasks_: Sequence[str] = (), seed: int = 0,
-             sets: Sequence[str] = (), timed: int = 2) -> Dict[str, Any]:
+             sets: Sequence[str] = (), timed: int = 2, caps: Optional[Mapping[str, int]] = None) -> Dict[str, Any]:
     """What :func:`reproduce` would train, and for how long at most: for every run not yet
     finished, its iteration budget x its measured time per iteration
     (:func:`cognet.training.trainer.seconds_per_iteration`). An upper bound on training
@@ -149,8 +200,7 @@ def estimate(out: Path, rules_: Sequence[str] = DEFAULT_RULES, tasks_: Sequence[
         if t not in tasks.TASKS:
             raise ConfigError(f"unknown task {t!r}; available: {', '.join(sorted(tasks.TASKS))}")
     rule_names = [r for r in rules_ if r in rules.RULES]
-    runs = make_runs(grid({"task": task_names, "rule": rule_names}), lambda p: {**p, "seed": seed}, Path(out) / "runs",
-                     base_sets=list(sets))
+    runs, capped = _runs(Path(out), task_names, rule_names, seed, sets, caps or {})
     rows = []
     for run in runs:
         state = run_state(run.run_dir)
@@ -161,7 +211,7 @@ def estimate(out: Path, rules_: Sequence[str] = DEFAULT_RULES, tasks_: Sequence[
             row["max_s"] = row["s_per_iteration"] * row["iterations"]
         rows.append(row)
     return {"runs": rows, "n_runs": len(rows), "n_to_train": sum(r["state"] != "finished" for r in rows),
-            "max_s": sum(r["max_s"] for r in rows)}
+            "max_s": sum(r["max_s"] for r in rows), "capped": capped}
 
 
 def estimate_lines(est: Mapping[str, Any]) -> List[str]:
@@ -174,4 +224,5 @@ def estimate_lines(est: Mapping[str, Any]) -> List[str]:
         if r["max_s"] > 0:
             lines.append(f"  {r['task']}/{r['rule']}: {r['iterations']} iterations x {r['s_per_iteration']:.3f} s "
                          f"= up to {r['max_s'] / 3600.0:.2f} h")
+    lines += [f"  {c}" for c in est.get("capped", [])]
     return lines
