@@ -56,9 +56,16 @@ for _cls in (CopyTask, ReverseTask, DuplicateTask, DupRevTask, StoreRecallTask, 
     register(_cls)
 
 
+def suite_tasks() -> list:
+    """Sorted names of the registered tasks of the symbolic suite (``Task.in_suite``): what
+    experiments and ``cognet reproduce`` mean by all tasks (digits is left out)."""
+    return sorted(name for name, cls in TASKS.items() if getattr(cls, "in_suite", True))
+
+
 def script_module(name: str) -> str:
     """The module that runs task ``name`` as a script: ``python -m tasks.<module>``
     (a dash in the task name becomes an underscore, e.g. store-recall -> tasks.store_recall)."""
     return "tasks." + name.replace("-", "_")
 
-__all__ = ["Batch", "EncodingParams", "Task", "TASKS", "get_task", "get_task_class", "register", "script_module"]
+__all__ = ["Batch", "EncodingParams", "Task", "TASKS", "get_task", "get_task_class", "register", "script_module",
+           "suite_tasks"]

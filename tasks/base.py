@@ -92,6 +92,9 @@ class Task:
     #: tasks with a finite held-out set score it in batches of at least this many trials, so
     #: that a pass draws each held-out item once (0: no such set)
     held_out_batch: ClassVar[int] = 0
+    #: part of the symbolic suite that experiments and ``cognet reproduce`` run over "all tasks"
+    #: (False for digits: an image task that needs the optional scikit-learn and BPTT)
+    in_suite: ClassVar[bool] = True
 
     def __init__(self, params: Optional[Any] = None, dt_ms: float = 1.0) -> None:
         self.params = params if params is not None else self.Params()

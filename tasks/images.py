@@ -100,6 +100,7 @@ class DigitsTask(Task):
     output = "classes"
     image_shape = (1, 8, 8)
     held_out_batch = 4096
+    in_suite = False  # not one of the symbolic tasks that "all tasks" sweeps run
     recommended = {
         "network.conv_channels": 8, "network.conv_kernel": 3, "network.conv_padding": 1, "network.conv_pool": 2,
         "network.n_rec": 100, "network.alif_fraction": 0.0,
