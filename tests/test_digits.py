@@ -55,14 +55,14 @@ def test_batches_draw_from_their_split_and_codings(sklearn):
     g = torch.Generator().manual_seed(0)
     test = task.sample(359, g, split="test")
     assert sorted(test.info["image"]) == task.splits()["test"].tolist()  # each test image once
-    assert test.x.shape == (30, 359, 64) and test.target.shape == (1, 359) and test.windows == [(15, 30)]
+    assert test.x.shape == (40, 359, 64) and test.target.shape == (1, 359) and test.windows == [(20, 40)]
     train = task.sample(32, g)
     assert set(train.info["image"]) <= set(task.splits()["train"].tolist())
     images, labels = tasks.images.load_images()
     assert train.target[0].tolist() == labels[train.info["image"]].tolist()
     # rate code: dark pixels never fire; the mean count follows the intensity
     dark = torch.as_tensor(images[train.info["image"]] == 0)
-    assert not bool(train.x.transpose(0, 1)[dark[:, None, :].expand(-1, 30, -1)].any())
+    assert not bool(train.x.transpose(0, 1)[dark[:, None, :].expand(-1, 40, -1)].any())
     lat = tasks.get_task("digits", {"coding": "latency"}).sample(8, torch.Generator().manual_seed(1))
     lit = lat.active[0] > 0
     assert torch.equal(lat.x.sum(0), lit.float())  # one spike per lit pixel, none for dark ones
