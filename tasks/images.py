@@ -109,7 +109,7 @@ class DigitsTask(Task):
         "network.conv_channels": 8, "network.conv_kernel": 3, "network.conv_padding": 1, "network.conv_pool": 2,
         "network.n_rec": 100, "network.alif_fraction": 0.0,
         "train.iterations": 800, "train.batch_size": 64, "train.lr": 0.005, "train.eval_every": 50,
-        "train.eval_trials": 359, "train.target_accuracy": 1.0, "train.keep_best": True,
+        "train.eval_trials": 359, "train.target_accuracy": 1.0, "train.keep_best": False,
         "train.rate_target_hz": 20.0, "train.rate_reg": 0.1,
     }
 
