@@ -18,7 +18,7 @@ few early spikes. The presentation (40 ms at 500 Hz for a full pixel) and the ra
 the recurrent neurons (20 Hz) were chosen against spike noise: at 30 ms, 300 Hz and 10 Hz the
 test accuracy of one trained network varied from 0.936 to 0.972 between passes over the
 same test images with fresh spikes (most errors were not the same images each time), and
-three such runs scored 0.936-0.953 on the test images. The run ends with its last weights
+runs with such settings scored 0.936-0.953 on the test images. The run ends with its last weights
 (``train.keep_best`` off): one validation pass of 179 images is within its noise (about
 +-0.01) from iteration 400 on, and with ``keep_best`` seed 1 selected iteration 150 (a tie
 with iteration 650, which the earlier evaluation wins). The answer is read in the last ``answer_fraction`` of the presentation:
