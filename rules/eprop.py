@@ -171,6 +171,8 @@ def eprop_run(
         raise ValueError("e-prop does not support surrogate.leak_aware=true (its factor needs the whole sequence)")
     if getattr(net, "bntt", None) is not None:
         raise ConfigError("e-prop does not support network.bntt=true; use rule bptt")
+    if getattr(net, "conv", None) is not None:
+        raise ConfigError("e-prop does not support the conv front end (network.conv_channels > 0); use rule bptt")
     if chunk_steps < 1:
         raise ValueError(f"chunk_steps must be >= 1, got {chunk_steps}")
     if x.dim() != 3 or x.shape[-1] != net.n_in:
@@ -491,6 +493,9 @@ class _Eprop(LearningRule):
         if getattr(net, "bntt", None) is not None:
             raise ConfigError(f"rule {self.name!r} does not support network.bntt=true (the batch statistics of "
                               "every step couple all trials, which the per-trial traces do not carry); use rule bptt")
+        if getattr(net, "conv", None) is not None:
+            raise ConfigError(f"rule {self.name!r} does not support the conv front end (network.conv_channels > 0: "
+                              "its eligibility traces cover W_in, W_rec and W_out only); use rule bptt")
         self.B: Optional[torch.Tensor] = None
         self.prev_w_out: Optional[torch.Tensor] = None
         if self.feedback_kind in ("random", "adaptive"):

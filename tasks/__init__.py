@@ -10,8 +10,9 @@ Every task also runs as a script with the options of ``cognet train``::
 
 where ``<module>`` is the task name with dashes replaced by underscores (``copy``,
 ``reverse``, ``duplicate``, ``dup_rev`` for dup-rev, ``store_recall`` for store-recall,
-``xor``, ``parity``, ``add``, ``subtract``, ``compare``, ``multiply``, ``count``). The
-task classes live in bitstrings.py, multitask.py, memory.py, accumulation.py and arithmetic.py; the script
+``xor``, ``parity``, ``add``, ``subtract``, ``compare``, ``multiply``, ``count``, ``digits``). The
+task classes live in bitstrings.py, multitask.py, memory.py, accumulation.py, arithmetic.py and
+images.py; the script
 modules only call :func:`cognet.cli.task_script.run`.
 """
 
@@ -47,11 +48,18 @@ from .arithmetic import AddTask, CompareTask, CountTask, MultiplyTask, SubtractT
 from .bitstrings import CopyTask, DuplicateTask, ReverseTask  # noqa: E402
 from .accumulation import EvidenceTask  # noqa: E402
 from .memory import ParityTask, StoreRecallTask, XorTask  # noqa: E402
+from .images import DigitsTask  # noqa: E402
 from .multitask import DupRevTask  # noqa: E402
 
 for _cls in (CopyTask, ReverseTask, DuplicateTask, DupRevTask, StoreRecallTask, XorTask, ParityTask,
-             AddTask, SubtractTask, CompareTask, MultiplyTask, CountTask, EvidenceTask):
+             AddTask, SubtractTask, CompareTask, MultiplyTask, CountTask, EvidenceTask, DigitsTask):
     register(_cls)
+
+
+def suite_tasks() -> list:
+    """Sorted names of the registered tasks of the symbolic suite (``Task.in_suite``): what
+    experiments and ``cognet reproduce`` mean by all tasks (digits is left out)."""
+    return sorted(name for name, cls in TASKS.items() if getattr(cls, "in_suite", True))
 
 
 def script_module(name: str) -> str:
@@ -59,4 +67,5 @@ def script_module(name: str) -> str:
     (a dash in the task name becomes an underscore, e.g. store-recall -> tasks.store_recall)."""
     return "tasks." + name.replace("-", "_")
 
-__all__ = ["Batch", "EncodingParams", "Task", "TASKS", "get_task", "get_task_class", "register", "script_module"]
+__all__ = ["Batch", "EncodingParams", "Task", "TASKS", "get_task", "get_task_class", "register", "script_module",
+           "suite_tasks"]

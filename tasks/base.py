@@ -86,6 +86,15 @@ class Task:
     recommended: ClassVar[Dict[str, Any]] = {}
     #: extra recommendations for one rule, e.g. {"bptt": {"surrogate.peak": 0.1}}
     recommended_for_rule: ClassVar[Dict[str, Dict[str, Any]]] = {}
+    #: ``(C, H, W)`` when the input neurons are the pixels of an image (row-major), which the
+    #: spiking conv front end (``network.conv_channels``) needs; None for symbolic tasks
+    image_shape: ClassVar[Optional[Tuple[int, int, int]]] = None
+    #: tasks with a finite held-out set score it in batches of at least this many trials, so
+    #: that a pass draws each held-out item once (0: no such set)
+    held_out_batch: ClassVar[int] = 0
+    #: part of the symbolic suite that experiments and ``cognet reproduce`` run over "all tasks"
+    #: (False for digits: an image task that needs the optional scikit-learn and BPTT)
+    in_suite: ClassVar[bool] = True
 
     def __init__(self, params: Optional[Any] = None, dt_ms: float = 1.0) -> None:
         self.params = params if params is not None else self.Params()
@@ -96,6 +105,10 @@ class Task:
     # -- to implement -----------------------------------------------------------------------
     def validate(self) -> None:
         """Check task-specific parameters (raise ValueError naming the key)."""
+
+    def require(self) -> None:
+        """Check that what the task needs beyond cognet's dependencies is there (the digits
+        task: scikit-learn); raise :class:`cognet.core.errors.ConfigError` naming the extra."""
 
     def channels(self) -> List[str]:
         raise NotImplementedError

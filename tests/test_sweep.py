@@ -215,7 +215,7 @@ def test_experiment_grids_expand(tmp_path):
     _, runs = build_runs("reset-gradient", Options(out=tmp_path, grid="full", seeds=2, iterations=50))
     import tasks
 
-    assert len(runs) == len(tasks.TASKS) * 2 * 7 * 2 and {r.cfg.network.detach_reset for r in runs} == {True, False}
+    assert len(runs) == len(tasks.suite_tasks()) * 2 * 7 * 2 and {r.cfg.network.detach_reset for r in runs} == {True, False}
     assert all(r.cfg.train.iterations == 50 for r in runs)
 
 

@@ -29,6 +29,13 @@ training step before comparing)::
     accuracy                  the task's stop metric (bit or sequence accuracy) of each readout
     mean_rate_hz / rates_hz   spikes per second, mean over neurons / per neuron (all trials)
 
+With a conv front end (``network.conv_channels > 0``, the digits task) both layers are replayed
+and compared: the keys above are those of the recurrent population, and ``conv`` holds the
+same comparison (``identical_trial_fraction``, ``spike_match_fraction``, rates) of the conv
+layer's spikes; ``identical_trial_fraction_all_layers`` counts the trials identical in both.
+The torch conv spikes are those of the same float64 forward pass on the recorded input. The
+conv front end replays at the training step only.
+
 At a finer step the readout filter uses ``kappa = exp(-dt / tau_out)`` and the answer windows
 ``[s f, e f)``; the recurrent delay stays one training step (in ms).
 """
@@ -166,6 +173,17 @@ def _verify(run_dir: Path, model_path: Path, trials: int, dt_ms: Optional[float]
             logits_b = torch.nn.functional.linear(torch.einsum("wt,tbn->wbn", M, z_b), net.w_out, net.b_out)
 
     z_t = rec_t.z.numpy().astype(np.uint8)  # [trials, T, n]
+    conv_cmp = None
+    if getattr(net, "conv", None) is not None:
+        with torch.no_grad():
+            zc_t = net.conv(rec_t.x.transpose(0, 1).to(torch.float64)).z.transpose(0, 1).numpy().astype(np.uint8)
+        zc_b = run.z_front.transpose(1, 0, 2)
+        conv_cmp = compare_spikes(zc_t, zc_b, dt_train)
+        conv_cmp["torch_mean_rate_hz"] = float(_rates(zc_t, dt_train).mean())
+        conv_cmp["brian2_mean_rate_hz"] = float(_rates(zc_b, dt).mean())
+        conv_cmp["n_conv"] = int(zc_t.shape[2])
+        both = ~(((zc_t != zc_b).any(axis=(1, 2))) | ((z_t != run.z.transpose(1, 0, 2)).any(axis=(1, 2))))
+        conv_cmp["identical_trial_fraction_all_layers"] = float(both.mean())
     z_b_np = run.z.transpose(1, 0, 2)  # [trials, T f, n]
     counts_b = z_b_np.reshape(trials, -1, factor, net.n).sum(axis=2)
     cmp = compare_spikes(z_t, counts_b, dt_train)
@@ -191,6 +209,9 @@ def _verify(run_dir: Path, model_path: Path, trials: int, dt_ms: Optional[float]
                    "run_s": run.run_s, "target": run.target, "synapses": run.n_synapses},
         "accuracy_difference": s_b["accuracy"] - s_t["accuracy"],
     }
+    if conv_cmp is not None:
+        result["identical_trial_fraction_all_layers"] = conv_cmp.pop("identical_trial_fraction_all_layers")
+        result["conv"] = conv_cmp
     if task_overrides:
         result["task_overrides"] = dict(task_overrides)
     names = output_names(dt, dt_train)

@@ -105,7 +105,8 @@ def _summary_lines(s: Dict[str, Any], out: Optional[Path]) -> list:
         f"test ({s['eval_trials']} held-out trials, never used in training or stopping): bit accuracy "
         f"{s['bit_accuracy']:.3f}, sequence accuracy {s['sequence_accuracy']:.3f}{_ci(s)}  "
         f"(chance {s['chance']['bit_accuracy']:.3f} / {s['chance']['sequence_accuracy']:.3f})",
-        f"firing: mean rate {s['mean_rate_hz']:.2f} Hz, silent neurons {100 * s['silent_fraction']:.1f}%",
+        f"firing: mean rate {s['mean_rate_hz']:.2f} Hz, silent neurons {100 * s['silent_fraction']:.1f}%"
+        + (f"; conv front end ({s['n_conv']} neurons) {s['conv_mean_rate_hz']:.2f} Hz" if "conv_mean_rate_hz" in s else ""),
         _stop_line(s),
     ]
     if s.get("resumed") == "already complete":
@@ -182,7 +183,8 @@ def eval_cmd(run_dir, trials, seed, early, as_json) -> None:
     lines = [
         f"{res['task']} / {res['rule']} seed {res['seed']}: {trials} held-out trials (seed {res['eval_seed']})",
         f"bit accuracy {res['bit_accuracy']:.3f}, sequence accuracy {res['sequence_accuracy']:.3f}{_ci(res)}, "
-        f"mean rate {res['mean_rate_hz']:.2f} Hz, silent {100 * res['silent_fraction']:.1f}%",
+        f"mean rate {res['mean_rate_hz']:.2f} Hz, silent {100 * res['silent_fraction']:.1f}%"
+        + (f", conv front end {res['conv_mean_rate_hz']:.2f} Hz" if "conv_mean_rate_hz" in res else ""),
     ]
     for r in res.get("early_exit", []):
         lines.append(f"read {r['k']} steps ({r['saved_ms']:g} ms) earlier: bit accuracy {r['bit_accuracy']:.3f}, "

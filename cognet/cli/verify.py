@@ -49,6 +49,11 @@ def verify_lines(res) -> list:
         f"{t['metric']}: torch {t['accuracy']:.4f}, Brian2 {b['accuracy']:.4f}; mean rate torch "
         f"{t['mean_rate_hz']:.2f} Hz, Brian2 {b['mean_rate_hz']:.2f} Hz",
         f"Brian2 wall time {b['wall_s']:.1f} s (build {b['build_s']:.1f} s, run {b['run_s']:.1f} s)",
+    ] + ([f"conv front end ({res['conv']['n_conv']} neurons): identical spike trains "
+          f"{100 * res['conv']['identical_trial_fraction']:.1f}% of trials, spikes matched "
+          f"{100 * res['conv']['spike_match_fraction']:.2f}%; mean rate torch {res['conv']['torch_mean_rate_hz']:.2f} Hz, "
+          f"Brian2 {res['conv']['brian2_mean_rate_hz']:.2f} Hz; both layers identical in "
+          f"{100 * res['identical_trial_fraction_all_layers']:.1f}% of trials"] if res.get("conv") else []) + [
     ] + ([f"note: {res['note']}"] if res.get("note") else []) + [
         "written: " + ", ".join(str(Path(res["run_dir"]) / f) for f in res.get("files", {"verify": "verify.json"}).values()),
     ]

@@ -6,7 +6,9 @@ module and the spike encodings. Imports nothing from the rest of cognet or from
 * :mod:`cognet.core.surrogate`: :class:`Surrogate` (Heaviside forward, shaped derivative backward);
 * :mod:`cognet.core.functional`: :func:`alif_step` and :func:`simulate` (pure functions);
 * :mod:`cognet.core.network`: :class:`RSNN`, the thin ``nn.Module`` around them;
-* :mod:`cognet.core.encoding`: Bernoulli rate encoding and bit helpers.
+* :mod:`cognet.core.encoding`: Bernoulli rate encoding and bit helpers;
+* :mod:`cognet.core.conv`: the spiking convolutional front end (image tasks);
+* :mod:`cognet.core.bntt`: batch normalisation through time.
 """
 
 from .functional import ALIFState, alif_step, constants, simulate

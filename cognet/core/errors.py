@@ -3,3 +3,8 @@
 
 class ConfigError(ValueError):
     """A configuration value or key is wrong; the message names it."""
+
+
+class MissingExtra(ConfigError):
+    """A task or feature needs an optional dependency (a ``cognet[extra]``) that is not installed;
+    the message names the ``pip install`` command."""

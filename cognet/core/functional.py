@@ -80,7 +80,7 @@ def initial_state(batch: int, n: int, device=None, dtype=torch.float32) -> ALIFS
 def alif_step(
     state: ALIFState,
     i_t: torch.Tensor,
-    w_rec: torch.Tensor,
+    w_rec: Optional[torch.Tensor],
     c: StepConstants,
     spike_fn: Surrogate,
     detach_reset: bool = True,
@@ -90,14 +90,20 @@ def alif_step(
     """Advance the population by one step; returns ``(z[t], state[t])``.
 
     ``i_t`` is the already projected input ``W_in x[t]`` ``[batch, n]``; ``w_rec`` is
-    ``[n, n]`` (row = postsynaptic neuron) with any self-connection mask already applied.
+    ``[n, n]`` (row = postsynaptic neuron) with any self-connection mask already applied, or
+    ``None`` for a layer without recurrent connections (the conv front end).
     """
     z_prev = state.z
     z_rec = z_prev.detach() if detach_recurrent else z_prev
     z_res = z_prev.detach() if detach_reset else z_prev
     if rec_drop is not None:
         z_rec = z_rec * rec_drop
-    if c.reset_zero:
+    if w_rec is None:  # a feed-forward layer (cognet.core.conv): no recurrent term at all
+        if c.reset_zero:
+            v = c.alpha * state.v * (1.0 - z_res) + i_t
+        else:
+            v = c.alpha * state.v + i_t - c.v_th * z_res
+    elif c.reset_zero:
         v = c.alpha * state.v * (1.0 - z_res) + i_t + F.linear(z_rec, w_rec)
     else:
         v = c.alpha * state.v + i_t + F.linear(z_rec, w_rec) - c.v_th * z_res
@@ -125,7 +131,7 @@ class Trajectory(NamedTuple):
 
 def simulate(
     currents: torch.Tensor,
-    w_rec: torch.Tensor,
+    w_rec: Optional[torch.Tensor],
     c: StepConstants,
     spike_fn: Surrogate,
     state: Optional[ALIFState] = None,

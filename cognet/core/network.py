@@ -35,7 +35,13 @@ how e-prop (:func:`rules.eprop.eprop_run`) and its autodiff oracle share one dra
 Batch normalisation through time (``bntt_steps > 0``, :mod:`cognet.core.bntt`) maps the
 input currents ``I[t] = W_in (u * x[t])`` per step before the population integrates them.
 
-Dropout and BNTT exist in this reference path only (:attr:`RSNN.needs_reference_path`).
+Spiking convolutional front end (``front``, :mod:`cognet.core.conv`): the input spikes are
+pixels of an image; a conv LIF layer and sum-pooling turn them into pooled spike counts
+``s[t]``, and the population's input becomes ``I[t] = W_in s[t-1]`` (``W_in`` is
+``[n, n_pooled]``; ``n_in`` stays the number of pixels).
+
+Dropout, BNTT and the conv front end exist in this reference path only
+(:attr:`RSNN.needs_reference_path`).
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ import torch
 from torch import nn
 
 from cognet.core.bntt import BNTT
+from cognet.core.conv import ConvFrontEnd, ConvGeometry
 from cognet.core.functional import ALIFState, Trajectory, constants, simulate
 from cognet.core.fused import ENGINES, project_inputs, resolve_engine, simulate_fused
 from cognet.core.params import NeuronParams
@@ -90,6 +97,7 @@ class NetOutput(NamedTuple):
     logits: torch.Tensor  # readout per answer window [W, B, n_out]
     trajectory: Trajectory
     masks: Optional[DropoutMasks] = None  # the dropout masks of this pass (None: no dropout)
+    conv_z: Optional[torch.Tensor] = None  # spikes of the conv front end [T, B, n_conv] (None: none)
 
 
 class RSNN(nn.Module):
@@ -108,6 +116,8 @@ class RSNN(nn.Module):
         bntt_steps: > 0 adds batch normalisation through time of the input currents for trials
             of up to that many steps (:class:`cognet.core.bntt.BNTT`); 0 = off.
         bntt_gamma: initial BNTT scale gamma in units of the neuron's v_th.
+        conv: a :class:`~cognet.core.conv.ConvGeometry` adds the spiking conv front end
+            (``n_in`` must be its pixel count); ``conv_scale`` sets its initial kernel scale.
         generator: torch generator for the initial weights.
         engine: ``auto`` | ``fused`` | ``reference`` (speed only; see :mod:`cognet.core.fused`).
 
@@ -135,6 +145,8 @@ class RSNN(nn.Module):
         input_dropout: float = 0.0,
         bntt_steps: int = 0,
         bntt_gamma: float = 0.3,
+        conv: Optional[ConvGeometry] = None,
+        conv_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if tau_out_ms <= 0:
@@ -158,8 +170,15 @@ class RSNN(nn.Module):
         self.self_connections = self_connections
         v_th = torch.as_tensor(neurons.array("v_th"), dtype=dtype)
         g = generator
-        self.w_in = nn.Parameter(torch.randn(self.n, self.n_in, generator=g, dtype=dtype)
-                                 * (input_scale / math.sqrt(self.n_in)) * v_th[:, None])
+        self.conv: Optional[ConvFrontEnd] = None
+        if conv is not None:
+            if conv.n_pixels != self.n_in:
+                raise ValueError(f"the conv front end reads {conv.n_pixels} pixels but n_in={self.n_in}")
+            self.conv = ConvFrontEnd(conv, neurons, self.surrogate, detach_reset, leak_aware, conv_scale,
+                                     generator=g, dtype=dtype)
+        n_front = self.n_front
+        self.w_in = nn.Parameter(torch.randn(self.n, n_front, generator=g, dtype=dtype)
+                                 * (input_scale / math.sqrt(n_front)) * v_th[:, None])
         w_rec = torch.randn(self.n, self.n, generator=g, dtype=dtype) * (rec_scale / math.sqrt(self.n)) * v_th[:, None]
         mask = torch.ones(self.n, self.n, dtype=dtype)
         if not self_connections:
@@ -186,6 +205,11 @@ class RSNN(nn.Module):
         return out
 
     @property
+    def n_front(self) -> int:
+        """Columns of ``W_in``: the pooled conv outputs with a front end, else ``n_in``."""
+        return self.conv.geom.n_pooled if self.conv is not None else self.n_in
+
+    @property
     def kappa(self) -> float:
         return math.exp(-self.neurons.dt_ms / self.tau_out_ms)
 
@@ -209,9 +233,9 @@ class RSNN(nn.Module):
 
     @property
     def needs_reference_path(self) -> bool:
-        """True when dropout or BNTT is on: only this module's own forward (and e-prop's
-        reference engine, for dropout) implements them, so no fused engine may run it."""
-        return self.uses_dropout or self.bntt is not None
+        """True when dropout, BNTT or the conv front end is on: only this module's own forward
+        (and e-prop's reference engine, for dropout) implements them, so no fused engine may run it."""
+        return self.uses_dropout or self.bntt is not None or self.conv is not None
 
     def dropout_masks(self, batch: int, generator: Optional[torch.Generator] = None) -> Optional[DropoutMasks]:
         """Draw this trial batch's masks (``None`` in eval mode or with dropout off)."""
@@ -251,10 +275,15 @@ class RSNN(nn.Module):
             if masks.inp is not None:
                 x = x * masks.inp
             rec_drop = masks.rec
-        # dropout and BNTT exist in the reference path only (needs_reference_path)
+        # dropout, BNTT and the conv front end exist in the reference path only (needs_reference_path)
         chosen = ("reference" if self.needs_reference_path
                   else resolve_engine(self.engine, x.device, x.dtype, self.surrogate))
-        if chosen == "fused":  # event-driven from the input spikes (or one matmul if dense)
+        conv_z = None
+        if self.conv is not None:
+            front = self.conv(x)
+            conv_z = front.z
+            currents = torch.nn.functional.linear(front.pooled, self.w_in)
+        elif chosen == "fused":  # event-driven from the input spikes (or one matmul if dense)
             currents = project_inputs(x, self.w_in)
         else:
             currents = torch.nn.functional.linear(x, self.w_in)  # all steps in one matmul
@@ -268,4 +297,4 @@ class RSNN(nn.Module):
             leak_aware=self.leak_aware, record_state=record_state, **extra,
         )
         z_seen = traj.z if rec_drop is None else traj.z * rec_drop
-        return NetOutput(traj.z, self.readout(z_seen, windows), traj, masks)
+        return NetOutput(traj.z, self.readout(z_seen, windows), traj, masks, conv_z)

@@ -169,7 +169,7 @@ class Experiment:
         import tasks
 
         names = list(opts.tasks) or list(self.default_tasks if opts.grid == "small" else
-                                         self.paper_tasks if opts.grid == "paper" else sorted(tasks.TASKS))
+                                         self.paper_tasks if opts.grid == "paper" else tasks.suite_tasks())
         for t in names:
             if t not in tasks.TASKS:
                 raise ConfigError(f"unknown task {t!r}; available: {', '.join(sorted(tasks.TASKS))}")

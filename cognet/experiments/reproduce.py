@@ -2,7 +2,7 @@
 
 Steps (each resumable; re-running skips what is done):
 
-1. a sweep over ``tasks.TASKS`` x ``rules`` (default ``bptt`` and ``eprop-random``; rules
+1. a sweep over the symbolic suite (``tasks.suite_tasks()``; digits only when named) x ``rules`` (default ``bptt`` and ``eprop-random``; rules
    that are not registered are skipped with a note) at one seed, each task with its own
    recommended settings and iteration budget (early stop at ``train.target_accuracy``), a
    budget capped per rule where asked (``caps``, the command's ``--max-iterations RULE=N``:
@@ -110,7 +110,7 @@ def reproduce(out: Path, rules_: Sequence[str] = DEFAULT_RULES, tasks_: Sequence
     say = log or (lambda s: None)
     out = Path(out)
     notes: List[str] = []
-    task_names = list(tasks_) or sorted(tasks.TASKS)
+    task_names = list(tasks_) or tasks.suite_tasks()  # the symbolic suite (digits only when named)
     for t in task_names:
         if t not in tasks.TASKS:
             raise ConfigError(f"unknown task {t!r}; available: {', '.join(sorted(tasks.TASKS))}")
@@ -195,7 +195,7 @@ def estimate(out: Path, rules_: Sequence[str] = DEFAULT_RULES, tasks_: Sequence[
     from cognet.experiments.sweep import run_state
     from cognet.training.trainer import seconds_per_iteration
 
-    task_names = list(tasks_) or sorted(tasks.TASKS)
+    task_names = list(tasks_) or tasks.suite_tasks()  # the symbolic suite (digits only when named)
     for t in task_names:
         if t not in tasks.TASKS:
             raise ConfigError(f"unknown task {t!r}; available: {', '.join(sorted(tasks.TASKS))}")

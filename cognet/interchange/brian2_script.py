@@ -246,6 +246,9 @@ def export_run(run_dir, out_dir, trials: int = 8, poisson_rate_hz: float = 20.0,
     if net.bntt is not None:
         raise ValueError(f"{run_dir} uses network.bntt; the standalone Brian2 script does not carry its "
                          "per-step input map yet (cognet verify does); nothing was written")
+    if net.conv is not None:
+        raise ValueError(f"{run_dir} has a conv front end (network.conv_channels > 0); the standalone Brian2 "
+                         "script does not carry it yet (cognet verify does); nothing was written")
     record = run_dir / "spikes-torch.safetensors"
     if source == "record" and not record.exists():
         raise FileNotFoundError(f"{record} does not exist: run `cognet verify {run_dir}` first, or use a Poisson input")

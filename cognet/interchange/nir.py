@@ -188,6 +188,9 @@ def export_run(run_dir, out, readout: bool = True, resistance: str = "tau_over_d
     if net.bntt is not None:
         raise ValueError(f"{run_dir} uses network.bntt (a per-time-step gain and offset of the input current), "
                          "which NIR cannot state; nothing was written")
+    if net.conv is not None:
+        raise ValueError(f"{run_dir} has a conv front end (network.conv_channels > 0), which this NIR export "
+                         "does not carry yet; nothing was written")
     graph = graph_from_network(net, readout=readout, resistance=resistance)
     nir = _nir()
     import io

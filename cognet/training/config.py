@@ -47,6 +47,11 @@ class NetworkConfig:
     input_dropout: float = 0.0  # the same on the input spikes; 0 = off
     bntt: bool = False  # batch normalisation through time of W_in x[t] (Kim & Panda 2021; BPTT only)
     bntt_gamma: float = 0.3  # initial BNTT scale gamma_t in units of v_th (1 = Kim & Panda; too strong here)
+    conv_channels: int = 0  # spiking conv front end on image tasks (digits): number of kernels; 0 = off
+    conv_kernel: int = 3  # kernel size k (k x k taps)
+    conv_padding: int = 1  # zero padding of the image
+    conv_pool: int = 2  # sum-pooling of q x q blocks of conv spikes into W_in
+    conv_scale: float = 1.0  # kernels ~ N(0, (conv_scale v_th)^2 / (C_in k^2))
 
     def validate(self) -> None:
         for k in ("dropout", "input_dropout"):
@@ -55,7 +60,10 @@ class NetworkConfig:
                 raise ConfigError(f"network.{k} must be in [0, 1), got {v!r}")
         _positive(self, "network", ["n_rec", "dt_ms", "tau_mem_ms", "v_th", "tau_adapt_ms", "tau_out_ms",
                                     "bntt_gamma"])
-        _nonneg(self, "network", ["refractory_ms", "beta", "input_scale", "rec_scale", "tau_adapt_max_ms"])
+        _nonneg(self, "network", ["refractory_ms", "beta", "input_scale", "rec_scale", "tau_adapt_max_ms",
+                                  "conv_channels", "conv_padding"])
+        if self.conv_channels:
+            _positive(self, "network", ["conv_kernel", "conv_pool", "conv_scale"])
         _choice(self, "network", "reset", ["subtract", "zero"])
         if not 0 <= self.alif_fraction <= 1:
             raise ConfigError(f"network.alif_fraction must be in [0, 1], got {self.alif_fraction}")
@@ -114,9 +122,11 @@ RULE_SECTIONS = ("eprop",)
 #: keys added after runs existed: at their default they are left out of :meth:`RunConfig.to_dict`
 #: (so of ``config.yaml`` and ``config_hash``), which keeps the names of existing runs
 HASH_NEUTRAL_DEFAULTS = {("network", "dropout"): 0.0, ("network", "input_dropout"): 0.0,
-                         ("network", "bntt"): False}
+                         ("network", "bntt"): False, ("network", "conv_channels"): 0}
 #: keys that only enter the identity of runs in which the key named beside them is on
-ONLY_WITH = {("network", "bntt_gamma"): "bntt"}
+ONLY_WITH = {("network", "bntt_gamma"): "bntt", ("network", "conv_kernel"): "conv_channels",
+             ("network", "conv_padding"): "conv_channels", ("network", "conv_pool"): "conv_channels",
+             ("network", "conv_scale"): "conv_channels"}
 
 
 #: train keys that only add output files; left out of to_dict (and the config hash) when false
@@ -153,7 +163,8 @@ class RunConfig:
 
         ensure_loaded()
         try:
-            tasks.get_task(self.task, self.task_params, self.network.dt_ms)
+            task = tasks.get_task(self.task, self.task_params, self.network.dt_ms)
+            task.require()  # data sets of optional extras (digits: scikit-learn)
             rules.get_rule_class(self.rule)
         except ConfigError:
             raise
@@ -163,6 +174,11 @@ class RunConfig:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         for name in SECTIONS:
             getattr(self, name).validate()
+        if self.network.conv_channels:
+            conv_geometry(self.network, task)
+        if self.network.conv_channels and self.network.bntt:
+            raise ConfigError("network.bntt and the conv front end (network.conv_channels > 0) do not combine "
+                              "(BNTT normalises the inputs of a front end-less network); turn one off")
         if self.network.bntt and self.train.batch_size < 2:
             raise ConfigError(f"network.bntt needs train.batch_size >= 2 (batch statistics per step), "
                               f"got {self.train.batch_size}")
@@ -207,6 +223,23 @@ class RunConfig:
         cfg = cls()
         apply_mapping(cfg, d)
         return cfg
+
+
+def conv_geometry(net: NetworkConfig, task):
+    """The :class:`~cognet.core.conv.ConvGeometry` of ``network.conv_*`` on ``task``'s images
+    (``None`` when the front end is off); :class:`ConfigError` when it does not fit."""
+    from cognet.core.conv import ConvGeometry
+
+    if not net.conv_channels:
+        return None
+    image = getattr(task, "image_shape", None)
+    if not image:
+        raise ConfigError(f"network.conv_channels={net.conv_channels} needs an image task (digits); "
+                          f"task {task.name!r} has no image input")
+    try:
+        return ConvGeometry(tuple(image), net.conv_channels, net.conv_kernel, net.conv_padding, net.conv_pool).check()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _positive(obj, section: str, keys: Sequence[str]) -> None:

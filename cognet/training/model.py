@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 import torch
 
-from cognet.training.config import NetworkConfig, RunConfig, SurrogateConfig
+from cognet.training.config import NetworkConfig, RunConfig, SurrogateConfig, conv_geometry
 from cognet.training.plugins import load_run_plugins
 from cognet.training.io import CorruptFileError, PathLike, check_finite, load_tensors, save_tensors
 from cognet.core.network import RSNN
@@ -45,17 +45,22 @@ def make_surrogate(s: SurrogateConfig) -> Surrogate:
 def build_network(
     n_in: int, n_out: int, neurons: NeuronParams, net_cfg: NetworkConfig, sur_cfg: SurrogateConfig,
     generator: Optional[torch.Generator] = None, dtype: torch.dtype = torch.float32, engine: str = "auto", bntt_steps: int = 0,
+    conv=None,
 ) -> RSNN:
     """The network of a run config; ``bntt_steps`` (the task's trial length T) is required
-    when ``network.bntt`` is on."""
+    when ``network.bntt`` is on, ``conv`` (the :class:`~cognet.core.conv.ConvGeometry` of the
+    task's images, :func:`cognet.training.config.conv_geometry`) when ``network.conv_channels > 0``."""
     if net_cfg.bntt and bntt_steps < 1:
         raise ValueError("network.bntt needs the trial length: pass bntt_steps = task.T")
+    if bool(net_cfg.conv_channels) != (conv is not None):
+        raise ValueError("network.conv_channels needs the image geometry: pass conv = conv_geometry(net_cfg, task)")
     return RSNN(
         n_in=n_in, neurons=neurons, n_out=n_out, tau_out_ms=net_cfg.tau_out_ms, surrogate=make_surrogate(sur_cfg),
         detach_reset=net_cfg.detach_reset, leak_aware=sur_cfg.leak_aware,
         self_connections=net_cfg.self_connections, input_scale=net_cfg.input_scale, rec_scale=net_cfg.rec_scale,
         generator=generator, dtype=dtype, engine=engine, dropout=net_cfg.dropout,
         input_dropout=net_cfg.input_dropout, bntt_steps=bntt_steps if net_cfg.bntt else 0, bntt_gamma=net_cfg.bntt_gamma,
+        conv=conv, conv_scale=net_cfg.conv_scale,
     )
 
 
@@ -129,7 +134,7 @@ def load_model(path: PathLike, dtype: Optional[torch.dtype] = None) -> Tuple[RSN
     if cfg.network.bntt and not bntt_steps:
         raise CorruptFileError(f"{path}: network.bntt is on but the BNTT parameters are missing")
     net = build_network(n_in, n_out, neurons, cfg.network, cfg.surrogate, dtype=dtype, bntt_steps=bntt_steps,
-                        engine=cfg.train.engine)
+                        engine=cfg.train.engine, conv=conv_geometry(cfg.network, task))
     state = {k: v.to(dtype) for k, v in tensors.items() if not k.startswith("neurons.")}
     missing = {name for name, _ in net.named_parameters()} - set(state)
     if missing:

@@ -152,6 +152,7 @@ def record_torch(net, task, trials: int, seed: int, batch_size: int = 256) -> Sp
     if need > have:
         raise ValueError(f"--trials {trials}: recording {trials} trials of {task.T} steps and {net.n} neurons would need "
                          f"about {need / 2**30:.3g} GiB, more than this machine's {have / 2**30:.3g} GiB; use fewer trials")
+    batch_size = max(batch_size, int(getattr(task, "held_out_batch", 0)))  # each held-out image once (digits)
     g = torch.Generator().manual_seed(int(seed))
     zs, xs, logits, targets, masks, actives = [], [], [], [], [], []
     batch = None

@@ -56,7 +56,7 @@ import yaml
 import rules
 import tasks
 
-from cognet.training.config import ConfigError, RunConfig
+from cognet.training.config import ConfigError, RunConfig, conv_geometry
 from cognet.training.io import (CorruptFileError, append_jsonl, atomic_write, check_finite, load_tensors,
                                 read_json_object, read_jsonl, rewrite_jsonl, run_lock, save_tensors, write_json)
 from cognet.training.guards import MAX_N_REC, check_checkpoint_values, check_memory, divergence_advice
@@ -161,8 +161,13 @@ def proportion_ci95(successes: int, trials: int) -> Tuple[float, float]:
 def evaluate(net, task, trials: int, seed: int, batch_size: int = 256, keep_spikes: bool = False,
              split: str = "test") -> Dict[str, Any]:
     """Held-out scores and firing statistics on ``trials`` fresh trials drawn from ``seed``
-    (from the task's held-out ``split``: ``eval`` during training, ``test`` otherwise)."""
+    (from the task's held-out ``split``: ``eval`` during training, ``test`` otherwise). A task
+    with a finite held-out set (``task.held_out_batch``, digits) is scored in batches of at
+    least that size, so that each held-out image is drawn once per pass."""
+    batch_size = max(batch_size, int(getattr(task, "held_out_batch", 0)))
     g = torch.Generator().manual_seed(int(seed))
+    conv_sum = 0.0
+    conv_count = 0
     device = net.w_rec.device
     right_bits = total_bits = right_seq = 0.0
     spike_sum = None
@@ -184,6 +189,9 @@ def evaluate(net, task, trials: int, seed: int, batch_size: int = 256, keep_spik
         right_seq += s["sequence_accuracy"] * b
         counts = out.z.sum(dim=(0, 1))
         spike_sum = counts if spike_sum is None else spike_sum + counts
+        if out.conv_z is not None:
+            conv_sum += float(out.conv_z.sum())
+            conv_count += out.conv_z.numel()
         steps += out.z.shape[0] * b
         if keep_spikes:
             zs.append(out.z.cpu())
@@ -200,6 +208,8 @@ def evaluate(net, task, trials: int, seed: int, batch_size: int = 256, keep_spik
         "silent_fraction": float((spike_sum == 0).float().mean()),
         "rates_hz": rates.cpu().tolist(),
     }
+    if conv_count:  # the conv front end's mean rate (its neurons are not in rates_hz)
+        result["conv_mean_rate_hz"] = conv_sum / conv_count * (1000.0 / dt)
     if keep_spikes:
         result["spikes"] = zs
         result["batches"] = batches
@@ -225,7 +235,8 @@ class Trainer:
         neurons = neuron_params(cfg.network, np.random.default_rng(self.seeds["init"]))
         self.net = build_network(self.task.n_in, self.task.n_out, neurons, cfg.network, cfg.surrogate,
                                  generator=g_init, dtype=self.dtype, engine=tc.engine,
-                                 bntt_steps=self.task.T).to(self.device)
+                                 bntt_steps=self.task.T,
+                                 conv=conv_geometry(cfg.network, self.task)).to(self.device)
         self.g_train = torch.Generator().manual_seed(self.seeds["train"])
         self.net.dropout_generator = torch.Generator().manual_seed(self.seeds["dropout"])
         g_rule = torch.Generator().manual_seed(self.seeds["rule"])
@@ -519,6 +530,9 @@ class Trainer:
             "n_in": self.net.n_in, "resumed_from_iteration": resumed_from or None,
             "peak_rss_mb": peak_rss_mb(),
         }
+        if "conv_mean_rate_hz" in final:
+            summary["conv_mean_rate_hz"] = final["conv_mean_rate_hz"]
+            summary["n_conv"] = self.net.conv.geom.n_conv
         if tc.keep_best:
             summary["best_iteration"] = self.best_iteration if self.best_state is not None else self.iteration
         if self.out:
