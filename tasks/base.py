@@ -217,6 +217,11 @@ class Task:
             "sequence_accuracy": float(seq_ok.float().mean()),
         }
 
+    def held_out_trials(self) -> int:
+        """How many held-out trials ``cognet eval`` and ``cognet verify`` score by default (256;
+        a task with a finite test set, e.g. digits, returns its size: each test item once)."""
+        return 256
+
     def chance(self) -> Dict[str, float]:
         """Accuracy of the best input-independent answer (always the most frequent answer;
         see :mod:`tasks.common`); for uniformly random bits 0.5 per bit and 2^-n per string."""

@@ -149,6 +149,10 @@ class DigitsTask(Task):
             self._splits = cached
         return cached
 
+    def held_out_trials(self) -> int:
+        """Every test image once (359 at the defaults)."""
+        return int(len(self.splits()["test"]))
+
     def channels(self) -> List[str]:
         return [f"px{h}{w}" for h in range(8) for w in range(8)]
 

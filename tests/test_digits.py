@@ -170,6 +170,9 @@ def test_cli_train_eval_verify_identical(sklearn, tmp_path):
     assert summary["eval_trials"] == 24 and "conv_mean_rate_hz" in summary and summary["n_conv"] == 192
     res = runner.invoke(main, ["eval", str(out), "--trials", "20"])
     assert res.exit_code == 0 and "conv front end" in res.output, res.output
+    res = runner.invoke(main, ["eval", str(out), "--json"])  # default: every test image once
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output.strip().splitlines()[-1])["trials"] == 359
     res = runner.invoke(main, ["verify", str(out), "--trials", "20", "--target", "numpy", "--json"])
     assert res.exit_code == 0, res.output
     v = json.loads(res.output.strip().splitlines()[-1])

@@ -107,10 +107,11 @@ def _rates(z: np.ndarray, dt_ms: float) -> np.ndarray:
     return z.sum(axis=(0, 1), dtype=np.float64) / (trials * T * dt_ms * 1e-3)
 
 
-def verify_run(run_dir, trials: int = 256, dt_ms: Optional[float] = None, target: Optional[str] = None,
+def verify_run(run_dir, trials: Optional[int] = None, dt_ms: Optional[float] = None, target: Optional[str] = None,
                seed: Optional[int] = None, write: bool = True,
                task_overrides: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-    """Replay ``trials`` held-out trials of a trained run in Brian2 and compare with torch.
+    """Replay ``trials`` held-out trials of a trained run in Brian2 and compare with torch
+    (default: the task's :meth:`~tasks.base.Task.held_out_trials`, 256 for the symbolic tasks).
 
     ``dt_ms`` is the Brian2 step (default: the training step; a finer one must divide it).
     ``task_overrides`` replays the task with some parameters changed (e.g. ``{"n_bits": 16}``
@@ -118,7 +119,7 @@ def verify_run(run_dir, trials: int = 256, dt_ms: Optional[float] = None, target
     Returns the dict written to ``verify.json`` (see the module docstring).
     """
     run_dir = Path(run_dir)
-    if trials < 1:
+    if trials is not None and trials < 1:
         raise ValueError(f"trials must be >= 1, got {trials}")
     model_path = run_dir / "model.safetensors"
     if not model_path.exists():
@@ -131,7 +132,7 @@ def verify_run(run_dir, trials: int = 256, dt_ms: Optional[float] = None, target
         return _verify(run_dir, model_path, trials, dt_ms, target, seed, write, task_overrides)
 
 
-def _verify(run_dir: Path, model_path: Path, trials: int, dt_ms: Optional[float], target: Optional[str],
+def _verify(run_dir: Path, model_path: Path, trials: Optional[int], dt_ms: Optional[float], target: Optional[str],
             seed: Optional[int], write: bool, task_overrides: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     import tasks
     from cognet.training.trainer import derive_seeds
@@ -147,6 +148,7 @@ def _verify(run_dir: Path, model_path: Path, trials: int, dt_ms: Optional[float]
         raise ValueError(f"dt_ms={dt} must divide the training step {dt_train} ms a whole number of times")
     factor = int(round(factor))
     task = tasks.get_task(cfg.task, {**cfg.task_params, **dict(task_overrides or {})}, dt_train)
+    trials = task.held_out_trials() if trials is None else int(trials)
     if task_overrides and (task.n_in != net.n_in or task.n_out != net.n_out):
         raise ValueError(f"task overrides {dict(task_overrides)} change the network's sizes "
                          f"(n_in {net.n_in} -> {task.n_in}, n_out {net.n_out} -> {task.n_out})")

@@ -151,7 +151,8 @@ def train_cmd(task, rule, seed, config_file, sets, out, restart, as_json, quiet)
 
 @main.command("eval")
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--trials", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="held-out trials (default: 256; digits: every test image once)")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
               help="held-out seed (default: the run's own held-out stream)")
 @click.option("--early-exit", "early", default=None, metavar="K1,K2,...",
@@ -169,6 +170,7 @@ def eval_cmd(run_dir, trials, seed, early, as_json) -> None:
             except ValueError:
                 raise ValueError(f"--early-exit expects integers K1,K2,..., got {early!r}") from None
         res = eval_run(Path(run_dir), trials, seed)
+        trials = res["trials"]
         if ks is not None:
             import tasks
             from analysis.early_exit import early_exit

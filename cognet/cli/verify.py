@@ -11,8 +11,8 @@ from .common import _fail, _user_errors, emit
 
 @click.command("verify")
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--trials", type=click.IntRange(min=1), default=256, show_default=True,
-              help="held-out trials to replay")
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="held-out trials to replay (default: 256; digits: every test image once)")
 @click.option("--dt-ms", "dt_ms", type=float, default=None,
               help="Brian2 time step in ms (default: the training step; a finer one must divide it)")
 @click.option("--target", type=click.Choice(["numpy", "cython", "cpp_standalone"]), default=None,

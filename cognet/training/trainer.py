@@ -581,8 +581,9 @@ def train(cfg: RunConfig, out_dir: Optional[Path] = None, progress: Optional[boo
         return trainer.run()
 
 
-def eval_run(run_dir: Path, trials: int = 256, seed: Optional[int] = None) -> Dict[str, Any]:
-    """Re-evaluate a trained run on fresh held-out trials (default: the run's own held-out seed)."""
+def eval_run(run_dir: Path, trials: Optional[int] = None, seed: Optional[int] = None) -> Dict[str, Any]:
+    """Re-evaluate a trained run on fresh held-out trials (default: the run's own held-out seed;
+    ``trials`` default: the task's :meth:`~tasks.base.Task.held_out_trials`, 256 for the symbolic tasks)."""
     run_dir = Path(run_dir)
     model_path = run_dir / "model.safetensors"
     if not model_path.exists():
@@ -592,5 +593,6 @@ def eval_run(run_dir: Path, trials: int = 256, seed: Optional[int] = None) -> Di
     task = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms)
     check_task_matches(net, task, model_path)
     eval_seed = derive_seeds(cfg.seed)["test"] if seed is None else int(seed)
+    trials = task.held_out_trials() if trials is None else int(trials)
     res = evaluate(net, task, trials, eval_seed)
-    return {"task": cfg.task, "rule": cfg.rule, "seed": cfg.seed, "eval_seed": eval_seed, **res}
+    return {"task": cfg.task, "rule": cfg.rule, "seed": cfg.seed, "eval_seed": eval_seed, "trials": trials, **res}
