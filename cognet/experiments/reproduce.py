@@ -13,7 +13,9 @@ Steps (each resumable; re-running skips what is done):
    level or under a ``brian2`` sub-mapping;
 3. analysis of the held-out spike trains with ``analysis.analyze_run(run_dir)`` when the
    analysis package is installed (report and figures in ``<run>/analysis-torch/``; its
-   ``analysis.json`` is reused on re-runs): mean ISI CV; rates come from ``summary.json``;
+   ``analysis.json`` is reused on re-runs): the mean over neurons of the ISI CV within a trial
+   (averaged over trials; not the CV of intervals pooled over trials, which mostly measures how
+   a neuron's rate differs between inputs) and of the local variation LV; rates come from ``summary.json``;
 4. ``<out>/reproduce.md`` (+ ``.json``, ``.csv``): task, rule, neurons, iterations,
    held-out accuracy (torch and Brian2), mean rate, silent fraction, wall time.
 """
@@ -136,7 +138,7 @@ def reproduce(out: Path, rules_: Sequence[str] = DEFAULT_RULES, tasks_: Sequence
         entry = {"task": row["task"], "rule": row["rule"], "neurons": row["n_rec"], "iterations": row["iterations"],
                  "metric": row["metric"], "accuracy_torch": row["accuracy"], "accuracy_brian2": math.nan,
                  "mean_rate_hz": row["mean_rate_hz"], "silent_fraction": row["silent_fraction"],
-                 "isi_cv": math.nan, "wall_s": row["wall_s"], "status": row["status"], "run_dir": row["run_dir"]}
+                 "isi_cv": math.nan, "isi_lv": math.nan, "wall_s": row["wall_s"], "status": row["status"], "run_dir": row["run_dir"]}
         finished = row["status"] not in ("error", "diverged", "diverged (recorded)")
         if verify is not None and finished:
             cache = out / "brian2" / f"{run.run_dir.name}.json"
@@ -162,16 +164,17 @@ def reproduce(out: Path, rules_: Sequence[str] = DEFAULT_RULES, tasks_: Sequence
             cache = run.run_dir / "analysis-torch" / "analysis.json"
             try:
                 res = read_json(cache) if cache.exists() else analyse(run.run_dir)
-                cv = res.get("isi_cv", {}).get("mean") if isinstance(res.get("isi_cv"), Mapping) else None
-                entry["isi_cv"] = math.nan if cv is None else float(cv)
+                for key, name in (("isi_cv", "isi_cv_per_trial"), ("isi_lv", "isi_lv")):
+                    val = res.get(name, {}).get("mean") if isinstance(res.get(name), Mapping) else None
+                    entry[key] = math.nan if val is None else float(val)
                 entry["analysis"] = str(cache)
             except Exception as exc:  # noqa: BLE001
                 notes.append(f"analysis of {run.run_dir.name} failed: {type(exc).__name__}: {exc}")
         table.append(entry)
     cols = ["task", "rule", "neurons", "iterations", "metric", "accuracy_torch", "accuracy_brian2", "mean_rate_hz",
-            "silent_fraction", "isi_cv", "wall_s", "status"]
+            "silent_fraction", "isi_cv", "isi_lv", "wall_s", "status"]
     heads = ["task", "rule", "neurons", "iterations", "metric", "held-out acc. (torch)", "held-out acc. (Brian2)",
-             "mean rate (Hz)", "silent", "ISI CV", "wall (s)", "status"]
+             "mean rate (Hz)", "silent", "ISI CV (per trial)", "ISI LV", "wall (s)", "status"]
     md = ["# cognet reproduce", "",
           f"Every registered task with {', '.join(rule_names)} (seed {seed}), each with its recommended settings; "
           "accuracy on held-out test trials.", "", markdown_table(table, cols, heads)]
