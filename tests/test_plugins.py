@@ -123,3 +123,26 @@ def test_python_m_cognet_ignores_folders_named_like_its_packages(tmp_path):
                          text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "eprop-random" in res.stdout
+
+
+def test_plugin_module_in_the_current_directory_is_found(tmp_path):
+    """`--plugin my_plugin` finds my_plugin.py in the current directory (python -m cognet takes
+    the current directory off the path against shadowing; the loader looks there last)."""
+    import shutil
+
+    shutil.copytree(PLUGINS / "cognet_toy_plugin", tmp_path / "my_plugin", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "rules").mkdir()  # and a folder named like a cognet package still shadows nothing
+    env = {k: v for k, v in os.environ.items() if k != "COGNET_PLUGINS"}
+    env["PYTHONPATH"] = str(ROOT)
+    res = subprocess.run([sys.executable, "-m", "cognet", "--plugin", "my_plugin", "tasks"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    if res.returncode == 2 and "no such option" in res.stderr.lower():
+        res = subprocess.run([sys.executable, "-m", "cognet", "tasks", "--plugin", "my_plugin"], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    res2 = subprocess.run([sys.executable, "-m", "cognet", "tasks"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert res2.returncode == 0 and set(res.stdout.split("\n")) > set(res2.stdout.split("\n")), (res.stdout, res2.stdout)
+    res3 = subprocess.run([sys.executable, "-m", "cognet", "rules"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert res3.returncode == 0 and "eprop-random" in res3.stdout, res3.stderr

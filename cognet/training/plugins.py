@@ -25,6 +25,7 @@ import importlib
 import inspect
 import os
 import re
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
@@ -56,13 +57,30 @@ def _register(obj, kind: str, where: str) -> None:
     register(obj)
 
 
+def _import_here_too(module: str) -> None:
+    """Import ``module``; if it is not found, look in the current directory too (last on the
+    path, so that it never shadows an installed package: ``python -m cognet`` and the console
+    script leave the current directory off ``sys.path``, see ``cognet/__main__.py``)."""
+    try:
+        importlib.import_module(module)
+        return
+    except ModuleNotFoundError as exc:
+        here = os.getcwd()
+        top = module.split(".")[0]
+        if exc.name != top or here in sys.path or "" in sys.path:
+            raise
+    sys.path.append(here)
+    importlib.import_module(module)
+
+
 def import_plugin(module: str) -> None:
-    """Import plug-in ``module`` (a dotted module name), with a clear error if it fails."""
+    """Import plug-in ``module`` (a dotted module name; a module in the current directory is
+    found too), with a clear error if it fails."""
     module = module.strip()
     if not _MODULE_RE.match(module):
         raise ConfigError(f"plug-in {module!r} is not a module name (e.g. my_package.tasks)")
     try:
-        importlib.import_module(module)
+        _import_here_too(module)
     except ConfigError:
         raise
     except Exception as exc:  # an ImportError or an error inside the plug-in module
