@@ -419,8 +419,7 @@ def _simulate(w_in, w_rec, params, x, factor, delay_steps, T, target, bn=None, f
     syn_rec_j = (offs[:, None] * n + post_rec[None, :]).ravel()
     syn_rec_w = np.tile(w_rec[post_rec, pre_rec], B)
 
-    namespace = {name: (val * ms if unit == "ms" else val) for name, (val, unit) in model.constants.items()}
-    conv_model = neuron_model(front.params) if front is not None else None
+    namespace = _namespace(model)
     if bn is not None:  # trial b's neuron j is group neuron b*n + j: tile the [T_in, n] maps B times
         input_dt = params.dt_ms * factor * ms
         namespace["bn_gain"] = b2.TimedArray(np.tile(bn[0], (1, B)), dt=input_dt, name="bn_gain")
@@ -444,12 +443,7 @@ def _simulate(w_in, w_rec, params, x, factor, delay_steps, T, target, bn=None, f
     b2.prefs.core.default_float_dtype = np.float64
     frozen = False
     try:
-        G = b2.NeuronGroup(B * n, model.equations, threshold=model.threshold, reset=model.reset,
-                           refractory=model.refractory if model.refractory else False, method=INTEGRATOR,
-                           dt=dt, name="rsnn", namespace=namespace)
-        for name, (vals, unit) in model.per_neuron.items():
-            tiled = np.tile(vals, B)
-            setattr(G, name, tiled * ms if unit == "ms" else tiled)
+        G = _neuron_group(b2, model, B, dt, "rsnn", namespace)
         if bn is not None:
             G.run_regularly("v += bn_offset(t, i)", dt=params.dt_ms * factor * ms, when="groups", order=1,
                             name="bn_offset_op")
@@ -459,13 +453,8 @@ def _simulate(w_in, w_rec, params, x, factor, delay_steps, T, target, bn=None, f
         monitors = []
         if front is not None:
             nc = front.params.n
-            conv_ns = {name: (val * ms if unit == "ms" else val) for name, (val, unit) in conv_model.constants.items()}
-            C = b2.NeuronGroup(B * nc, conv_model.equations, threshold=conv_model.threshold, reset=conv_model.reset,
-                               refractory=conv_model.refractory if conv_model.refractory else False,
-                               method=INTEGRATOR, dt=dt, name="conv", namespace=conv_ns)
-            for name, (vals, unit) in conv_model.per_neuron.items():
-                tiled = np.tile(vals, B)
-                setattr(C, name, tiled * ms if unit == "ms" else tiled)
+            conv_model = neuron_model(front.params)
+            C = _neuron_group(b2, conv_model, B, dt, "conv", _namespace(conv_model))
             # one synapse per kernel tap (pixel -> conv neuron), weight the shared kernel value
             S_px = b2.Synapses(gen, C, "w : 1 (constant)", on_pre="v_post += w", dt=dt, name="syn_conv")
             S_px.connect(i=(offs[:, None] * n_in + front.pre[None, :]).ravel(),
@@ -506,13 +495,8 @@ def _simulate(w_in, w_rec, params, x, factor, delay_steps, T, target, bn=None, f
         if standalone:
             b2.device.build(directory=str(directory), compile=True, run=True, clean=False, with_output=False)
         t_run = time.perf_counter()
-        idx = np.asarray(mon.i[:], dtype=np.int64)
-        steps = np.rint(np.asarray(mon.t_[:], dtype=np.float64) / (params.dt_ms * 1e-3)).astype(np.int64)
-        z_front = None
-        if front is not None:
-            z_front = _spike_array(np.asarray(monitors[0].i[:], dtype=np.int64),
-                                   np.rint(np.asarray(monitors[0].t_[:], dtype=np.float64)
-                                           / (params.dt_ms * 1e-3)).astype(np.int64), T, B, front.params.n)
+        z = _spike_array(mon, params.dt_ms, T, B, n)
+        z_front = _spike_array(monitors[0], params.dt_ms, T, B, front.params.n) if front is not None else None
     finally:
         b2.prefs.codegen.target, b2.prefs.core.default_float_dtype = old_prefs
         if frozen:
@@ -522,7 +506,6 @@ def _simulate(w_in, w_rec, params, x, factor, delay_steps, T, target, bn=None, f
             b2.set_device("runtime")
             if lock is not None:
                 lock.release()
-    z = _spike_array(idx, steps, T, B, n)
     if target == "cython":
         marker = _cython_marker(model, delay_steps > 1)
         if marker is not None:
@@ -540,9 +523,32 @@ def _simulate(w_in, w_rec, params, x, factor, delay_steps, T, target, bn=None, f
     )
 
 
-def _spike_array(idx: np.ndarray, steps: np.ndarray, T: int, B: int, n: int) -> np.ndarray:
-    """``[T, B, n]`` uint8 spikes from a SpikeMonitor's indices and steps (group neuron
-    ``b n + j`` is neuron ``j`` of trial ``b``)."""
+def _namespace(model) -> Dict[str, Any]:
+    """A neuron model's constants as a Brian2 namespace (``ms`` where the unit says so)."""
+    from brian2 import ms
+
+    return {name: (val * ms if unit == "ms" else val) for name, (val, unit) in model.constants.items()}
+
+
+def _neuron_group(b2, model, copies: int, dt, name: str, namespace: Dict[str, Any]):
+    """A NeuronGroup of ``copies`` copies of ``model``'s population (trial ``b``'s neuron ``j``
+    is group neuron ``b n + j``), its per-neuron parameters tiled over the copies."""
+    from brian2 import ms
+
+    G = b2.NeuronGroup(copies * model.n, model.equations, threshold=model.threshold, reset=model.reset,
+                       refractory=model.refractory if model.refractory else False, method=INTEGRATOR,
+                       dt=dt, name=name, namespace=namespace)
+    for key, (vals, unit) in model.per_neuron.items():
+        tiled = np.tile(vals, copies)
+        setattr(G, key, tiled * ms if unit == "ms" else tiled)
+    return G
+
+
+def _spike_array(mon, dt_ms: float, T: int, B: int, n: int) -> np.ndarray:
+    """``[T, B, n]`` uint8 spikes recorded by SpikeMonitor ``mon`` on a ``dt_ms`` grid (group
+    neuron ``b n + j`` is neuron ``j`` of trial ``b``)."""
+    idx = np.asarray(mon.i[:], dtype=np.int64)
+    steps = np.rint(np.asarray(mon.t_[:], dtype=np.float64) / (dt_ms * 1e-3)).astype(np.int64)
     z = np.zeros((T, B, n), dtype=np.uint8)
     if idx.size:
         if steps.min() < 0 or steps.max() >= T:

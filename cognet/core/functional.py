@@ -98,15 +98,12 @@ def alif_step(
     z_res = z_prev.detach() if detach_reset else z_prev
     if rec_drop is not None:
         z_rec = z_rec * rec_drop
-    if w_rec is None:  # a feed-forward layer (cognet.core.conv): no recurrent term at all
-        if c.reset_zero:
-            v = c.alpha * state.v * (1.0 - z_res) + i_t
-        else:
-            v = c.alpha * state.v + i_t - c.v_th * z_res
-    elif c.reset_zero:
-        v = c.alpha * state.v * (1.0 - z_res) + i_t + F.linear(z_rec, w_rec)
+    # a feed-forward layer (cognet.core.conv) has no recurrent term; adding 0.0 is exact
+    rec = F.linear(z_rec, w_rec) if w_rec is not None else 0.0
+    if c.reset_zero:
+        v = c.alpha * state.v * (1.0 - z_res) + i_t + rec
     else:
-        v = c.alpha * state.v + i_t + F.linear(z_rec, w_rec) - c.v_th * z_res
+        v = c.alpha * state.v + i_t + rec - c.v_th * z_res
     if c.adaptive:
         a = c.rho * state.a + z_prev
         x = (v - c.v_th - c.beta * a) / c.v_th

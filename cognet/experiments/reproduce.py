@@ -86,6 +86,7 @@ def _runs(out: Path, task_names: Sequence[str], rule_names: Sequence[str], seed:
     capped: List[str] = []
     if not caps:
         return runs, capped
+    budgets = {(r.cfg.task, r.cfg.rule): r.cfg.train.iterations for r in runs}
 
     def to_sets(p):
         q = {**p, "seed": seed}
@@ -96,7 +97,6 @@ def _runs(out: Path, task_names: Sequence[str], rule_names: Sequence[str], seed:
             capped.append(f"{p['task']}/{p['rule']}: capped at {cap} of its {budget} iterations (--max-iterations)")
         return q
 
-    budgets = {(r.cfg.task, r.cfg.rule): r.cfg.train.iterations for r in runs}
     runs = make_runs(grid({"task": list(task_names), "rule": list(rule_names)}), to_sets, Path(out) / "runs",
                      base_sets=list(sets))
     return runs, capped
