@@ -148,11 +148,16 @@ def context_rows(run_dir: Path, cfg, summary: Dict[str, Any], rec, source: str) 
     if cfg is not None:
         target, mean = cfg.train.rate_target_hz, float(np.asarray(rec.z, dtype=np.float64).mean() * 1000.0 / rec.dt_ms)
         if target > 0 and cfg.train.rate_reg > 0:
-            met = abs(mean - target) <= RATE_TOLERANCE * target
+            form = cfg.train.rate_reg_form
+            ceiling = form == "above"  # a per-neuron ceiling: any mean below it meets it
+            met = (mean <= (1 + RATE_TOLERANCE) * target if ceiling
+                   else abs(mean - target) <= RATE_TOLERANCE * target)
+            rule = (f"at most {100 + 100 * RATE_TOLERANCE:.0f} % of" if ceiling
+                    else f"within +-{100 * RATE_TOLERANCE:.0f} % of")
             rows.append(("rate target", f"{target:g} Hz; measured {mean:.2f} Hz ({100 * (mean - target) / target:+.0f} %): "
                          f"{'met' if met else 'not met'}",
-                         f"met = mean rate within +-{100 * RATE_TOLERANCE:.0f} % of train.rate_target_hz "
-                         f"(regulariser train.rate_reg {cfg.train.rate_reg:g})"))
+                         f"met = mean rate {rule} train.rate_target_hz "
+                         f"(regulariser train.rate_reg {cfg.train.rate_reg:g}, form {form})"))
         else:
             rows.append(("rate target", "none (train.rate_reg = 0)", "no firing-rate regulariser"))
     verify = Path(run_dir) / "verify.json"

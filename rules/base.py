@@ -5,12 +5,18 @@ parameters and returns a :class:`StepResult`; the training loop owns the optimis
 clipping and the schedule. Rules with state of their own (e.g. feedback matrices) expose
 it through :meth:`LearningRule.state_tensors` so that checkpoints can restore it.
 
-Firing-rate regulariser (the same for every rule)::
+Firing-rate regulariser (the same for every rule), in three forms (``train.rate_reg_form``)::
 
     r_j    = 1000 / dt * mean_{batch, time} z_j          (Hz)
-    E_reg  = c * mean_j ((r_j - f0) / f0)^2              c = train.rate_reg, f0 = train.rate_target_hz
+    neuron:      E_reg = c * mean_j ((r_j - f0) / s)^2          every neuron pulled to f0 (default)
+    population:  E_reg = c * ((mean_j r_j - f0) / s)^2          only the population mean pulled to f0
+    above:       E_reg = c * mean_j (max(r_j - f0, 0) / s)^2    rates above f0 penalised, below free
 
-(with f0 = 0 the penalty becomes ``c * mean_j (r_j / 1 Hz)^2 * 1e-4``, a plain sparsity cost).
+with c = train.rate_reg, f0 = train.rate_target_hz and the rate unit s = f0 (100 Hz when
+f0 = 0, where every form becomes a plain sparsity cost). ``neuron`` keeps every neuron near the
+target (Bellec et al. 2020); ``population`` lets a few neurons carry the computation while the
+mean rate stays at f0, the freedom the lowest rates need (issue: add at <= 1 Hz); ``above`` is
+a per-neuron ceiling.
 """
 
 from __future__ import annotations
@@ -35,16 +41,39 @@ def rate_scale(target_hz: float) -> float:
     return target_hz if target_hz > 0 else 100.0
 
 
-def rate_penalty(z: torch.Tensor, dt_ms: float, target_hz: float, coef: float) -> torch.Tensor:
+RATE_REG_FORMS = ("neuron", "population", "above")
+
+
+def _check_form(form: str) -> None:
+    if form not in RATE_REG_FORMS:
+        raise ValueError(f"rate regulariser form must be one of {', '.join(RATE_REG_FORMS)}, got {form!r}")
+
+
+def rate_penalty(z: torch.Tensor, dt_ms: float, target_hz: float, coef: float, form: str = "neuron") -> torch.Tensor:
     """``E_reg`` above for spikes ``z`` ``[T, B, n]`` (differentiable)."""
+    _check_form(form)
     rates = z.mean(dim=(0, 1)) * (1000.0 / dt_ms)
-    return coef * (((rates - target_hz) / rate_scale(target_hz)) ** 2).mean()
-
-
-def rate_penalty_grad(rates_hz: torch.Tensor, target_hz: float, coef: float) -> torch.Tensor:
-    """d E_reg / d r_j per neuron (Hz^-1), for the online rules."""
     s = rate_scale(target_hz)
-    return 2.0 * coef * (rates_hz - target_hz) / (s * s) / rates_hz.numel()
+    if form == "population":
+        return coef * ((rates.mean() - target_hz) / s) ** 2
+    dev = rates - target_hz
+    if form == "above":
+        dev = dev.clamp(min=0.0)
+    return coef * ((dev / s) ** 2).mean()
+
+
+def rate_penalty_grad(rates_hz: torch.Tensor, target_hz: float, coef: float, form: str = "neuron") -> torch.Tensor:
+    """d E_reg / d r_j per neuron (Hz^-1), for the online rules (the same for every neuron in
+    the ``population`` form)."""
+    _check_form(form)
+    s = rate_scale(target_hz)
+    if form == "population":
+        dev = (rates_hz.mean() - target_hz).expand_as(rates_hz)
+    else:
+        dev = rates_hz - target_hz
+        if form == "above":
+            dev = dev.clamp(min=0.0)
+    return 2.0 * coef * dev / (s * s) / rates_hz.numel()
 
 
 class LearningRule:

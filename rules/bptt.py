@@ -18,7 +18,8 @@ class BPTT(LearningRule):
         net = self.net
         out = net(batch.x, batch.windows)
         task_loss = self.task.loss(out.logits, batch)
-        reg = rate_penalty(out.z, net.neurons.dt_ms, self.cfg.rate_target_hz, self.cfg.rate_reg)
+        reg = rate_penalty(out.z, net.neurons.dt_ms, self.cfg.rate_target_hz, self.cfg.rate_reg,
+                           self.cfg.rate_reg_form)
         loss = task_loss + reg
         net.zero_grad(set_to_none=True)
         loss.backward()

@@ -145,6 +145,7 @@ def eprop_run(
     filtered: bool = True,
     rate_target_hz: float = 10.0,
     rate_reg: float = 0.0,
+    rate_reg_form: str = "neuron",
     chunk_steps: int = 64,
     masks=None,
     engine: Optional[str] = None,
@@ -159,7 +160,7 @@ def eprop_run(
             window ``w`` with that window's logits ``[B, n_out]``.
         feedback: B ``[n, n_out]`` (``W_out^T`` for symmetric e-prop).
         filtered: readout-filtered traces (exact) or plain traces (approximation).
-        rate_target_hz, rate_reg: the firing-rate regulariser (see :mod:`rules.base`).
+        rate_target_hz, rate_reg, rate_reg_form: the firing-rate regulariser (see :mod:`rules.base`).
         chunk_steps: steps per chunk (memory ~ chunk_steps * B * (n + n_in)).
         masks: the trials' :class:`~cognet.core.network.DropoutMasks` (default: drawn by
             ``net.dropout_masks``, i.e. none in eval mode or with dropout off).
@@ -183,7 +184,7 @@ def eprop_run(
                              net.surrogate))
     if chosen == "fused":
         return eprop_run_fused(net, x, windows, dlogits, feedback, filtered=filtered, rate_target_hz=rate_target_hz,
-                               rate_reg=rate_reg, chunk_steps=chunk_steps)
+                               rate_reg=rate_reg, rate_reg_form=rate_reg_form, chunk_steps=chunk_steps)
     T, B, n_in = x.shape
     N, P, n_out = net.n, n_in + net.n, net.n_out
     dev, dt = net.w_rec.device, net.w_rec.dtype
@@ -399,7 +400,7 @@ def eprop_run(
     spike_mean = zcount / T
     rates = spike_mean.mean(0) * (1000.0 / dt_ms)
     if use_reg:
-        cj = rate_penalty_grad(rates, rate_target_hz, rate_reg) * (1000.0 / dt_ms) / (T * B)
+        cj = rate_penalty_grad(rates, rate_target_hz, rate_reg, rate_reg_form) * (1000.0 / dt_ms) / (T * B)
         G += cj[:, None] * R
     grads = {
         "w_in": G[:, :n_in].clone(),
@@ -536,13 +537,14 @@ class _Eprop(LearningRule):
 
         out = eprop_run(net, batch.x, batch.windows, dlogits, self.feedback(), filtered=self.ecfg.filtered,
                         rate_target_hz=self.cfg.rate_target_hz, rate_reg=self.cfg.rate_reg,
-                        chunk_steps=self.ecfg.chunk_steps)
+                        rate_reg_form=self.cfg.rate_reg_form, chunk_steps=self.ecfg.chunk_steps)
         net.zero_grad(set_to_none=True)
         for name, g in out.grads.items():
             getattr(net, name).grad = g
         with torch.no_grad():
             task_loss = task.loss(out.logits, batch)
-            reg = rate_penalty(out.spike_mean[None], net.neurons.dt_ms, self.cfg.rate_target_hz, self.cfg.rate_reg)
+            reg = rate_penalty(out.spike_mean[None], net.neurons.dt_ms, self.cfg.rate_target_hz, self.cfg.rate_reg,
+                               self.cfg.rate_reg_form)
         return StepResult(float(task_loss + reg), float(task_loss), float(reg), out.logits, out.spike_mean[None])
 
     def state_tensors(self) -> Dict[str, torch.Tensor]:

@@ -71,6 +71,7 @@ def eprop_run_fused(
     filtered: bool = True,
     rate_target_hz: float = 10.0,
     rate_reg: float = 0.0,
+    rate_reg_form: str = "neuron",
     chunk_steps: int = 64,
     keep_history: Optional[bool] = None,
 ):
@@ -157,7 +158,7 @@ def eprop_run_fused(
     flags = fwd_flags | (_FILTERED if filtered else 0)
     cj = torch.zeros(0, device=dev, dtype=dt)
     if use_reg:
-        cj = (rate_penalty_grad(rates, rate_target_hz, rate_reg) * (1000.0 / dt_ms) / (T * B)).to(dt).contiguous()
+        cj = (rate_penalty_grad(rates, rate_target_hz, rate_reg, rate_reg_form) * (1000.0 / dt_ms) / (T * B)).to(dt).contiguous()
         flags |= _REG
 
     # ---- backward: the adjoint of the traces, chunk by chunk from the end ----------------

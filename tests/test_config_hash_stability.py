@@ -20,3 +20,13 @@ HASHES = json.loads((Path(__file__).parent / "data" / "config_hashes.json").read
 def test_default_config_hash_is_unchanged(key):
     task, rule = key.split("/")
     assert config_hash(build_config(task=task, rule=rule)) == HASHES[key]
+
+
+def test_rate_regulariser_form_enters_the_hash_only_off_its_default():
+    from cognet.training.config import ConfigError
+
+    assert config_hash(build_config("add", sets=["train.rate_reg_form=neuron"])) == config_hash(build_config("add"))
+    pop = build_config("add", sets=["train.rate_reg_form=population"])
+    assert config_hash(pop) != config_hash(build_config("add")) and pop.to_dict()["train"]["rate_reg_form"] == "population"
+    with pytest.raises(ConfigError, match="rate_reg_form"):
+        build_config("add", sets=["train.rate_reg_form=mean"])

@@ -24,8 +24,8 @@ F64 = torch.float64
 
 
 class TC:  # the train-config fields the rules read
-    def __init__(self, rate_target_hz=10.0, rate_reg=0.5):
-        self.rate_target_hz, self.rate_reg = rate_target_hz, rate_reg
+    def __init__(self, rate_target_hz=10.0, rate_reg=0.5, rate_reg_form="neuron"):
+        self.rate_target_hz, self.rate_reg, self.rate_reg_form = rate_target_hz, rate_reg, rate_reg_form
 
 
 def make_net(n=12, n_in=7, n_out=3, reset="subtract", alif=0.5, refractory_ms=3.0, tau_mem=20.0, seed=1,
@@ -135,6 +135,42 @@ def test_symmetric_eprop_equals_stop_gradient_autodiff(reset, alif):
     assert res.loss == pytest.approx(res_ad.loss, rel=1e-12)
     assert res.reg_loss == pytest.approx(res_ad.reg_loss, rel=1e-12)
     torch.testing.assert_close(res.logits, res_ad.logits, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("engine", ["reference", "fused"])
+@pytest.mark.parametrize("form", ["neuron", "population", "above"])
+def test_every_rate_regulariser_form_equals_autodiff(form, engine):
+    """train.rate_reg_form: the online rules' per-neuron factor (rate_penalty_grad) is the
+    derivative of the same E_reg that BPTT differentiates, in every form."""
+    from rules.base import rate_penalty_grad
+
+    net = make_net(alif=0.5)
+    net.engine = engine
+    task, tc = ToyTask(), TC(rate_target_hz=60.0, rate_reg=2.0, rate_reg_form=form)
+    batch = task.batch()
+    want, res_ad = autodiff_grads(net, task, batch, tc)
+    rates = res_ad.z.mean(dim=(0, 1)) * 1000.0
+    assert bool((rates > 60.0).any()) and bool((rates < 60.0).any())  # "above" has both sides to tell apart
+    res = EpropSymmetric(net, task, tc, eprop_cfg=EpropConfig(chunk_steps=9)).step(batch)
+    for name, g in want.items():
+        assert rel(getattr(net, name).grad, g) <= 1e-9, name
+    assert res.reg_loss == pytest.approx(res_ad.reg_loss, rel=1e-12) and res.reg_loss > 0
+    # the forms are different functions of the rates
+    r = rates.detach().requires_grad_(True)
+    e = rate_penalty(r[None, None], 1000.0, 60.0, 2.0, form)  # z = r / 1000 Hz at dt = 1 s: rates r
+    other = {f: float(rate_penalty(rates[None, None], 1000.0, 60.0, 2.0, f)) for f in ("neuron", "population", "above")}
+    assert len(set(round(v, 9) for v in other.values())) == 3
+    (g,) = torch.autograd.grad(e, r)
+    torch.testing.assert_close(rate_penalty_grad(rates, 60.0, 2.0, form), g, rtol=1e-12, atol=1e-15)
+
+
+def test_rate_regulariser_form_is_checked():
+    from rules.base import rate_penalty_grad
+
+    with pytest.raises(ValueError, match="rate regulariser form"):
+        rate_penalty(torch.zeros(3, 2, 4), 1.0, 5.0, 1.0, "mean")
+    with pytest.raises(ValueError, match="rate regulariser form"):
+        rate_penalty_grad(torch.zeros(4), 5.0, 1.0, "pop")
 
 
 def test_heterogeneous_membrane_time_constants_and_chunk_invariance():

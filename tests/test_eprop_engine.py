@@ -25,8 +25,8 @@ NAMES = ("w_in", "w_rec", "w_out", "b_out")
 
 
 class TC:
-    def __init__(self, rate_target_hz=10.0, rate_reg=0.5):
-        self.rate_target_hz, self.rate_reg = rate_target_hz, rate_reg
+    def __init__(self, rate_target_hz=10.0, rate_reg=0.5, rate_reg_form="neuron"):
+        self.rate_target_hz, self.rate_reg, self.rate_reg_form = rate_target_hz, rate_reg, rate_reg_form
 
 
 class ToyTask:

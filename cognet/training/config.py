@@ -93,6 +93,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global gradient norm (0 = off)
     rate_target_hz: float = 10.0  # firing-rate regulariser target
     rate_reg: float = 1.0  # regulariser coefficient c: c * mean_j ((r_j - f0) / f0)^2 ... see rules.base
+    rate_reg_form: str = "neuron"  # neuron: every neuron to f0 | population: the mean rate to f0 | above: rates above f0 only
     eval_every: int = 100  # iterations between held-out evaluations
     eval_trials: int = 256  # held-out trials per evaluation
     target_accuracy: float = 0.98  # early stop when the task's stop metric reaches this on held-out data
@@ -114,6 +115,9 @@ class TrainConfig:
         _choice(self, "train", "dtype", ["float32", "float64"])
         _choice(self, "train", "device", ["cpu", "cuda", "auto"])
         _choice(self, "train", "engine", ["auto", "fused", "reference"])
+        from rules.base import RATE_REG_FORMS
+
+        _choice(self, "train", "rate_reg_form", list(RATE_REG_FORMS))
 
 
 SECTIONS = {"network": NetworkConfig, "surrogate": SurrogateConfig, "train": TrainConfig, "eprop": EpropConfig}
@@ -122,7 +126,8 @@ RULE_SECTIONS = ("eprop",)
 #: keys added after runs existed: at their default they are left out of :meth:`RunConfig.to_dict`
 #: (so of ``config.yaml`` and ``config_hash``), which keeps the names of existing runs
 HASH_NEUTRAL_DEFAULTS = {("network", "dropout"): 0.0, ("network", "input_dropout"): 0.0,
-                         ("network", "bntt"): False, ("network", "conv_channels"): 0}
+                         ("network", "bntt"): False, ("network", "conv_channels"): 0,
+                         ("train", "rate_reg_form"): "neuron"}
 #: keys that only enter the identity of runs in which the key named beside them is on
 ONLY_WITH = {("network", "bntt_gamma"): "bntt", ("network", "conv_kernel"): "conv_channels",
              ("network", "conv_padding"): "conv_channels", ("network", "conv_pool"): "conv_channels",
