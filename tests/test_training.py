@@ -257,3 +257,42 @@ def test_keep_best_survives_a_kill(tmp_path, tiny_sets, kill_at):
     b, _ = load_model(part / "model.safetensors")
     for (k, v), (_, w) in zip(a.named_parameters(), b.named_parameters()):
         assert torch.equal(v, w), k
+
+
+def test_rate_target_schedule_anneals_and_holds_early_stop(tmp_path, tiny_sets):
+    """train.rate_target_start_hz: the target moves geometrically from the start value to
+    train.rate_target_hz over rate_anneal_fraction of the iterations; the rule trains with
+    each step's target; no evaluation during the anneal stops the run or is kept."""
+    cfg = build_config("xor", sets=tiny_sets + ["train.iterations=12", "train.eval_every=1",
+                                                "train.rate_target_hz=2", "train.rate_target_start_hz=32",
+                                                "train.rate_anneal_fraction=0.5", "train.target_accuracy=0.001",
+                                                "train.keep_best=true"])
+    tc = cfg.train
+    assert tc.anneal_iterations() == 6
+    assert [tc.rate_target_at(i) for i in (0, 3, 6, 11)] == pytest.approx([32.0, 8.0, 2.0, 2.0])
+    s = train(cfg, tmp_path / "anneal", progress=False)
+    recs = [r for r in read_jsonl(tmp_path / "anneal" / "metrics.jsonl") if not r.get("eval")]
+    assert [r["rate_target_hz"] for r in recs] == pytest.approx([tc.rate_target_at(i) for i in range(len(recs))])
+    # any score beats a 0.001 target: without the schedule the first evaluation stops the run
+    assert s["iterations"] == 6 and s["stopped_early"] and s["best_iteration"] == 6
+    plain = train(build_config("xor", sets=tiny_sets + ["train.iterations=12", "train.eval_every=1",
+                                                        "train.target_accuracy=0.001"]), tmp_path / "plain",
+                  progress=False)
+    assert plain["iterations"] == 1
+    # the regulariser really sees the scheduled target: the first step is a 32 Hz run's first step
+    from cognet.training.trainer import config_hash
+
+    first = {}
+    for f0 in (32, 2):
+        train(build_config("xor", sets=tiny_sets + ["train.iterations=1", f"train.rate_target_hz={f0}"]),
+              tmp_path / f"fixed{f0}", progress=False)
+        first[f0] = read_jsonl(tmp_path / f"fixed{f0}" / "metrics.jsonl")[0]["reg_loss"]
+    assert recs[0]["reg_loss"] == first[32] != first[2]
+    assert config_hash(cfg) != config_hash(build_config("xor", sets=tiny_sets + ["train.iterations=12",
+                                                                                 "train.rate_target_hz=2"]))
+    with pytest.raises(ConfigError, match="rate_anneal_fraction"):
+        build_config("add", sets=["train.rate_target_start_hz=10", "train.rate_anneal_fraction=0"])
+    with pytest.raises(ConfigError, match="rate_target_start_hz"):
+        build_config("add", sets=["train.rate_target_start_hz=10", "train.rate_target_hz=0"])
+    # hash-neutral while off; the fraction only counts with a schedule
+    assert config_hash(build_config("add", sets=["train.rate_anneal_fraction=0.3"])) == config_hash(build_config("add"))

@@ -94,6 +94,8 @@ class TrainConfig:
     rate_target_hz: float = 10.0  # firing-rate regulariser target
     rate_reg: float = 1.0  # regulariser coefficient c: c * mean_j ((r_j - f0) / f0)^2 ... see rules.base
     rate_reg_form: str = "neuron"  # neuron: every neuron to f0 | population: the mean rate to f0 | above: rates above f0 only
+    rate_target_start_hz: float = 0.0  # > 0: the target starts here and moves geometrically to rate_target_hz ...
+    rate_anneal_fraction: float = 0.5  # ... over this fraction of the iterations (no early stop or keep_best before)
     eval_every: int = 100  # iterations between held-out evaluations
     eval_trials: int = 256  # held-out trials per evaluation
     target_accuracy: float = 0.98  # early stop when the task's stop metric reaches this on held-out data
@@ -118,6 +120,28 @@ class TrainConfig:
         from rules.base import RATE_REG_FORMS
 
         _choice(self, "train", "rate_reg_form", list(RATE_REG_FORMS))
+        _nonneg(self, "train", ["rate_target_start_hz"])
+        if self.rate_target_start_hz > 0:
+            if self.rate_target_hz <= 0:
+                raise ConfigError("train.rate_target_start_hz needs train.rate_target_hz > 0 (the schedule is geometric)")
+            if not 0 < self.rate_anneal_fraction <= 1:
+                raise ConfigError(f"train.rate_anneal_fraction must be in (0, 1], got {self.rate_anneal_fraction}")
+
+    def anneal_iterations(self) -> int:
+        """Iterations over which the rate target moves to ``rate_target_hz`` (0: no schedule)."""
+        if self.rate_target_start_hz <= 0:
+            return 0
+        return max(1, math.ceil(self.rate_anneal_fraction * self.iterations))
+
+    def rate_target_at(self, iteration: int) -> float:
+        """The regulariser's target at training iteration ``iteration`` (0-based): ``rate_target_hz``,
+        or with ``rate_target_start_hz = s > 0`` the geometric schedule
+        ``s (f0 / s) ** min(iteration / K, 1)``, K = :meth:`anneal_iterations`."""
+        k = self.anneal_iterations()
+        if k == 0:
+            return self.rate_target_hz
+        s = self.rate_target_start_hz
+        return s * (self.rate_target_hz / s) ** min(iteration / k, 1.0)
 
 
 SECTIONS = {"network": NetworkConfig, "surrogate": SurrogateConfig, "train": TrainConfig, "eprop": EpropConfig}
@@ -127,11 +151,11 @@ RULE_SECTIONS = ("eprop",)
 #: (so of ``config.yaml`` and ``config_hash``), which keeps the names of existing runs
 HASH_NEUTRAL_DEFAULTS = {("network", "dropout"): 0.0, ("network", "input_dropout"): 0.0,
                          ("network", "bntt"): False, ("network", "conv_channels"): 0,
-                         ("train", "rate_reg_form"): "neuron"}
+                         ("train", "rate_reg_form"): "neuron", ("train", "rate_target_start_hz"): 0.0}
 #: keys that only enter the identity of runs in which the key named beside them is on
 ONLY_WITH = {("network", "bntt_gamma"): "bntt", ("network", "conv_kernel"): "conv_channels",
              ("network", "conv_padding"): "conv_channels", ("network", "conv_pool"): "conv_channels",
-             ("network", "conv_scale"): "conv_channels"}
+             ("network", "conv_scale"): "conv_channels", ("train", "rate_anneal_fraction"): "rate_target_start_hz"}
 
 
 #: train keys that only add output files; left out of to_dict (and the config hash) when false

@@ -469,6 +469,8 @@ class Trainer:
                 batch = self.task.sample(tc.batch_size, self.g_train)
                 batch = dataclasses.replace(batch, x=batch.x.to(self.device), target=batch.target.to(self.device),
                                             mask=batch.mask.to(self.device))
+                if tc.rate_target_start_hz > 0:  # train.rate_target_start_hz: the rule sees this step's target
+                    self.rule.cfg = dataclasses.replace(tc, rate_target_hz=tc.rate_target_at(self.iteration))
                 res = self.rule.step(batch)
                 gnorm = self._check_update(res, batch.x.shape[0])
                 self.opt.step()
@@ -486,21 +488,27 @@ class Trainer:
                        "reg_loss": res.reg_loss, **score, "mean_rate_hz": rate, "lr": self.sched.get_last_lr()[0]}
                 if gnorm is not None:
                     rec["grad_norm"] = gnorm
+                if tc.rate_target_start_hz > 0:
+                    rec["rate_target_hz"] = self.rule.cfg.rate_target_hz
                 self._log(rec)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{res.loss:.3f}", acc=f"{score[metric]:.2f}", rate=f"{rate:.1f}Hz")
                 if self.iteration % tc.eval_every == 0 or self.iteration == tc.iterations:
                     ev = self.evaluate()
-                    self.best = max(self.best, ev[metric])
-                    if tc.keep_best:
+                    # while the rate target is still annealing, the weights are not candidates: a
+                    # score reached at a higher rate neither stops the run nor is kept
+                    annealing = self.iteration < tc.anneal_iterations()
+                    if not annealing:
+                        self.best = max(self.best, ev[metric])
+                    if tc.keep_best and not annealing:
                         self._remember_if_best(ev, metric)
                     self._log({"iteration": self.iteration, "eval": True,
                                **{k: v for k, v in ev.items() if k != "rates_hz"}})
                     if bar is not None:
                         bar.write(f"iter {self.iteration}: validation {metric} {ev[metric]:.3f}, "
                                   f"rate {ev['mean_rate_hz']:.1f} Hz", file=sys.stderr)
-                    if ev[metric] >= tc.target_accuracy:
+                    if ev[metric] >= tc.target_accuracy and not annealing:
                         self.stopped_early = self.iteration < tc.iterations
                         self.stop_score = float(ev[metric])
                         break
