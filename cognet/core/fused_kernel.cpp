@@ -9,6 +9,9 @@
 
 #include <dlfcn.h>
 #include <type_traits>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -94,21 +97,61 @@ inline S shape_fn(int64_t id, S u) {
   }
 }
 
-// spike lists of a [B, N] spike tensor: idx[b * N + k], k < cnt[b] (branch-free compaction)
+// bit i set where p[i] != 0 (as C++ compares: NaN counts as nonzero), i < NzMask<S>::W
+template <typename S>
+struct NzMask {
+  static constexpr int W = 8;
+  static inline uint32_t get(const S* p) {
+    uint32_t m = 0;
+    for (int i = 0; i < W; ++i) m |= static_cast<uint32_t>(p[i] != S(0)) << i;
+    return m;
+  }
+};
+#if defined(__AVX2__)
+template <>
+struct NzMask<float> {
+  static constexpr int W = 8;
+  static inline uint32_t get(const float* p) {
+    return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(p), _mm256_setzero_ps(), _CMP_NEQ_UQ)));
+  }
+};
+template <>
+struct NzMask<double> {
+  static constexpr int W = 4;
+  static inline uint32_t get(const double* p) {
+    return static_cast<uint32_t>(_mm256_movemask_pd(_mm256_cmp_pd(_mm256_loadu_pd(p), _mm256_setzero_pd(), _CMP_NEQ_UQ)));
+  }
+};
+#endif
+
+// the indices j < n with p[j] != 0, ascending, written to out; returns how many. Whole blocks of
+// zeros (most of them at the spike and input densities here) cost one compare each.
+template <typename S>
+inline int64_t nonzero_list(const S* __restrict__ p, int64_t n, int32_t* __restrict__ out) {
+  constexpr int W = NzMask<S>::W;
+  int64_t c = 0, j = 0;
+  for (; j + W <= n; j += W) {
+    uint32_t m = NzMask<S>::get(p + j);
+    while (m) {
+      out[c++] = static_cast<int32_t>(j + __builtin_ctz(m));
+      m &= m - 1;
+    }
+  }
+  for (; j < n; ++j) {
+    out[c] = static_cast<int32_t>(j);
+    c += p[j] != S(0);
+  }
+  return c;
+}
+
+// spike lists of a [B, N] spike tensor: idx[b * N + k], k < cnt[b]
 template <typename S>
 inline int64_t spike_lists(const S* __restrict__ z, int64_t B, int64_t N, int32_t* __restrict__ idx,
                            int64_t* __restrict__ cnt) {
   int64_t total = 0;
   for (int64_t b = 0; b < B; ++b) {
-    int64_t c = 0;
-    const S* zb = z + b * N;
-    int32_t* ib = idx + b * N;
-    for (int64_t j = 0; j < N; ++j) {
-      ib[c] = static_cast<int32_t>(j);
-      c += zb[j] != S(0);
-    }
-    cnt[b] = c;
-    total += c;
+    cnt[b] = nonzero_list<S>(z + b * N, N, idx + b * N);
+    total += cnt[b];
   }
   return total;
 }
@@ -232,11 +275,7 @@ bool scan_events(const S* __restrict__ x, int64_t R, int64_t K, double dense_at,
   int64_t c = 0;
   ptr[0] = 0;
   for (int64_t r = 0; r < R; ++r) {
-    const S* xr = x + r * K;
-    for (int64_t j = 0; j < K; ++j) {  // branch-free compaction (idx has room for K past the limit)
-      idx[c] = static_cast<int32_t>(j);
-      c += xr[j] != S(0);
-    }
+    c += nonzero_list<S>(x + r * K, K, idx + c);  // idx has room for K past the limit
     ptr[r + 1] = c;
     if (static_cast<double>(c) > dense_at) return false;
   }
