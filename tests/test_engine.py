@@ -449,3 +449,41 @@ def test_project_inputs_is_the_ordered_column_sum(dtype):
     G = torch.randn(got.shape, dtype=dtype, generator=torch.Generator().manual_seed(2))
     gw = torch.autograd.grad((got * G).sum(), w_in)[0]
     torch.testing.assert_close(gw, torch.einsum("tbn,tbk->nk", G, x))
+
+
+@pytest.mark.parametrize("density", [0.1, 0.5])  # fused input projection / dense x (currents given)
+@pytest.mark.parametrize("loss_on", ["logits", "z", "both"])
+def test_fused_readout_gradient_folded_into_the_kernel(density, loss_on):
+    # RSNN's fused path returns the filtered readout from the autograd function and adds its
+    # gradient into dL/dz inside the kernel: logits bit for bit those of RSNN.readout, every
+    # parameter's gradient as the reference's, whether the loss reads the logits, z, or both
+    rng = np.random.default_rng(17)
+    p = _params(14, rng, "zero", True, True)
+    x = _input_spikes(50, 3, 25, density, torch.float64, 4) * (0.3 if density > 0.3 else 1.0)
+    windows = [(10, 20), (25, 35), (40, 50)]
+    grads, outs = {}, {}
+    for engine in ("reference", "fused"):
+        net = RSNN(25, p, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64, engine=engine,
+                   input_scale=5.0, detach_reset=False)
+        o = net(x, windows)
+        g = torch.Generator().manual_seed(1)
+        loss = 0.0
+        if loss_on in ("logits", "both"):
+            loss = loss + (o.logits * torch.randn(o.logits.shape, generator=g, dtype=torch.float64)).sum()
+        if loss_on in ("z", "both"):
+            loss = loss + (o.z * torch.randn(o.z.shape, generator=g, dtype=torch.float64)).sum()
+        names = [k for k, q in net.named_parameters()]
+        gr = torch.autograd.grad(loss, list(net.parameters()), allow_unused=True)
+        grads[engine] = {k: torch.zeros_like(q) if v is None else v for k, q, v in zip(names, net.parameters(), gr)}
+        outs[engine] = (o, net)
+    (o_r, _), (o_f, net_f) = outs["reference"], outs["fused"]
+    expected = "_FusedInputALIFBackward" if density < fused.DENSE_THRESHOLD else "_FusedALIFBackward"
+    assert type(o_f.z.grad_fn).__name__ == expected
+    assert torch.equal(o_r.z, o_f.z) and 0.02 < float(o_r.z.detach().mean()) < 0.8
+    with torch.no_grad():
+        assert torch.equal(o_f.logits, net_f.readout(o_f.z, windows))
+    for k in grads["reference"]:
+        want = grads["reference"][k]
+        if k in ("w_in", "w_rec") or loss_on != "z":
+            assert want.abs().max() > 0, k
+        assert _rel(grads["fused"][k], want) <= 1e-10, k

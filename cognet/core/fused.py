@@ -14,6 +14,7 @@ Forward, per step (``zp = z[t-1]``; see :mod:`cognet.core.functional` for the mo
 
 Backward (adjoints ``dv[t] = dL/dv[t]`` etc.; ``f`` = leak-aware factor or 1)::
 
+    dL/dz[t] = (gradient of z[t] from the outputs) + sum_w M[w, t] dL/dF[w]   (readout fused: below)
     gx      = (dL/dz[t]) f sd[t] / v_th
     dv[t]   = gx + alpha dv[t+1]                 (reset zero: alpha (1 - z[t]) dv[t+1])
     da[t]   = -beta gx + rho da[t+1]             (ALIF; LIF: a never changes)
@@ -50,6 +51,15 @@ column indices, :func:`input_events`) come from one scan of ``x`` in C++, which 
 density decision and stops early once ``x`` is too dense; forward and backward both read
 them. Unfused (currents given: :func:`simulate_fused`) is everything else: dense ``x``, an
 ``x`` that needs a gradient, the conv front end, BNTT, the e-prop engine.
+
+The readout: :func:`simulate_fused_readout` (what RSNN runs) also returns the filtered
+spikes ``F = M z`` (``M [W, T]``, :func:`cognet.core.network.readout_matrix`; computed with the
+same torch product as ``RSNN.readout``, so the logits are the same numbers), and its backward
+adds ``M[w, t] dL/dF[w]`` into ``dL/dz[t]`` inside the step loop. Why: through autograd, the
+readout's gradient is the ``[T, B, n]`` product ``M^T dL/dF`` (an outer product for one window),
+written once, then added to z's other gradients and read once by the kernel: with its page
+faults ~10 % of a fused iteration at N = 128. Outputs that no loss reads get no zero-filled
+gradient (``set_materialize_grads(False)``).
 
 Sparse vs dense: the recurrent input and the weight gradient are accumulated from the
 spike lists while at most ``DENSE_THRESHOLD`` of the ``B x N`` entries of ``z[t-1]``
@@ -91,7 +101,7 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -195,9 +205,12 @@ def _empty(like: torch.Tensor) -> torch.Tensor:
     return like.new_empty(0)
 
 
-def _run_forward(ctx, mod_forward, inputs, w_rec, v0, a0, z0, r0, c, shape_id, width, peak, flags, dense):
+def _run_forward(ctx, mod_forward, inputs, w_rec, v0, a0, z0, r0, readout, c, shape_id, width, peak, flags,
+                 dense):
     """The kernel's forward (``inputs``: the currents, or the input spikes, their events and
-    ``W_in``) and what its backward keeps; shared by both autograd functions."""
+    ``W_in``), the filtered readout ``M z`` if ``readout`` (``M [W, T]``) is given, and what the
+    backward keeps; shared by both autograd functions."""
+    ctx.set_materialize_grads(False)  # an unused output gets no zero-filled [T, B, n] gradient
     w_rec = w_rec.detach().contiguous()
     v0, a0, z0, r0 = (s.detach().contiguous() for s in (v0, a0, z0, r0))
     z, sd, vall, aall, vT, aT, rT = mod_forward(
@@ -206,38 +219,51 @@ def _run_forward(ctx, mod_forward, inputs, w_rec, v0, a0, z0, r0, c, shape_id, w
     factor = _empty(z)
     if flags & _LEAK:
         factor = leak_aware_factor(z, c.alpha).contiguous()
+    filtered = _empty(z)
+    if readout is not None:  # the same product as RSNN.readout (same numbers)
+        T, B, n = z.shape
+        readout = readout.detach().contiguous()
+        filtered = (readout @ z.reshape(T, B * n)).reshape(readout.shape[0], B, n)
+    ctx.readout = readout
     ctx.c, ctx.flags, ctx.dense = c, flags, dense
     ctx.mark_non_differentiable(rT)
     record = bool(flags & _RECORD)
-    return (w_rec, z, sd, vall, v0, z0, factor), (z, (vall if record else _empty(z)), (aall if record else _empty(z)), vT, aT, rT)
+    return ((w_rec, z, sd, vall, v0, z0, factor),
+            (z, (vall if record else _empty(z)), (aall if record else _empty(z)), vT, aT, rT, filtered))
 
 
-def _grads_in(z, gz, gv, ga, gvT, gaT):
+def _grads_in(ctx, z, gz, gv, ga, gvT, gaT, gf):
+    """The output gradients as the kernel's backward takes them (empty: none), then the
+    readout ``M`` and ``dL/d(filtered)`` (both empty: no readout, or no gradient through it)."""
     def g(x):
         return _empty(z) if x is None or x.numel() == 0 else x.contiguous()
-    return g(gz), g(gv), g(ga), g(gvT), g(gaT)
+    if ctx.readout is None or gf is None:
+        rd = (_empty(z), _empty(z))
+    else:
+        rd = (ctx.readout, gf.contiguous())
+    return (g(gz), g(gv), g(ga), g(gvT), g(gaT)), rd
 
 
 class _FusedALIF(torch.autograd.Function):
     """The population given its input currents ``[T, B, n]`` (any origin); returns ``dL/dI``."""
 
     @staticmethod
-    def forward(ctx, currents, w_rec, v0, a0, z0, r0, c, shape_id, width, peak, flags, dense):  # type: ignore[override]
+    def forward(ctx, currents, w_rec, v0, a0, z0, r0, readout, c, shape_id, width, peak, flags, dense):  # type: ignore[override]
         mod = load_backend()
-        keep, out = _run_forward(ctx, mod.forward, (currents.detach().contiguous(),), w_rec, v0, a0, z0, r0, c,
-                                 shape_id, width, peak, flags, dense)
+        keep, out = _run_forward(ctx, mod.forward, (currents.detach().contiguous(),), w_rec, v0, a0, z0, r0,
+                                 readout, c, shape_id, width, peak, flags, dense)
         ctx.save_for_backward(*keep)
         return out
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, gz, gv, ga, gvT, gaT, _gr):  # type: ignore[override]
+    def backward(ctx, gz, gv, ga, gvT, gaT, _gr, gf):  # type: ignore[override]
         w_rec, z, sd, vall, v0, z0, factor = ctx.saved_tensors
         c = ctx.c
+        grads, rd = _grads_in(ctx, z, gz, gv, ga, gvT, gaT, gf)
         di, dw, dv0, da0, dz0 = load_backend().backward(
-            *_grads_in(z, gz, gv, ga, gvT, gaT), z, sd, vall, v0, z0, factor, w_rec,
-            c.alpha, c.rho, c.v_th, c.beta, ctx.flags, ctx.dense)
-        return di, dw, dv0, da0, dz0, None, None, None, None, None, None, None
+            *grads, z, sd, vall, v0, z0, factor, w_rec, c.alpha, c.rho, c.v_th, c.beta, ctx.flags, ctx.dense, *rd)
+        return di, dw, dv0, da0, dz0, None, None, None, None, None, None, None, None
 
 
 class _FusedInputALIF(torch.autograd.Function):
@@ -245,22 +271,23 @@ class _FusedInputALIF(torch.autograd.Function):
     (no gradient) and its input events (``input_events``); returns ``dL/dW_in``, no ``dL/dI``."""
 
     @staticmethod
-    def forward(ctx, x, ptr, idx, w_in, w_rec, v0, a0, z0, r0, c, shape_id, width, peak, flags, dense):  # type: ignore[override]
+    def forward(ctx, x, ptr, idx, w_in, w_rec, v0, a0, z0, r0, readout, c, shape_id, width, peak, flags, dense):  # type: ignore[override]
         mod = load_backend()
         keep, out = _run_forward(ctx, mod.forward_inputs, (x, ptr, idx, w_in.detach().contiguous()), w_rec,
-                                 v0, a0, z0, r0, c, shape_id, width, peak, flags, dense)
+                                 v0, a0, z0, r0, readout, c, shape_id, width, peak, flags, dense)
         ctx.save_for_backward(x, ptr, idx, *keep)
         return out
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, gz, gv, ga, gvT, gaT, _gr):  # type: ignore[override]
+    def backward(ctx, gz, gv, ga, gvT, gaT, _gr, gf):  # type: ignore[override]
         x, ptr, idx, w_rec, z, sd, vall, v0, z0, factor = ctx.saved_tensors
         c = ctx.c
+        grads, rd = _grads_in(ctx, z, gz, gv, ga, gvT, gaT, gf)
         dwin, dw, dv0, da0, dz0 = load_backend().backward_inputs(
-            x, ptr, idx, *_grads_in(z, gz, gv, ga, gvT, gaT), z, sd, vall, v0, z0, factor, w_rec,
-            c.alpha, c.rho, c.v_th, c.beta, ctx.flags, ctx.dense)
-        return None, None, None, dwin, dw, dv0, da0, dz0, None, None, None, None, None, None, None
+            x, ptr, idx, *grads, z, sd, vall, v0, z0, factor, w_rec,
+            c.alpha, c.rho, c.v_th, c.beta, ctx.flags, ctx.dense, *rd)
+        return None, None, None, dwin, dw, dv0, da0, dz0, None, None, None, None, None, None, None, None
 
 
 def input_events(x: torch.Tensor, dense_threshold: float = DENSE_THRESHOLD):
@@ -313,7 +340,7 @@ def _flags(c: StepConstants, detach_reset: bool, detach_recurrent: bool, leak_aw
 
 
 def _trajectory(out, record_state: bool) -> Trajectory:
-    z, vall, aall, vT, aT, rT = out
+    z, vall, aall, vT, aT, rT = out[:6]
     return Trajectory(
         z=z, v=vall if record_state else None, a=aall if record_state else None,
         final=ALIFState(vT, aT, z[-1], rT),
@@ -341,7 +368,7 @@ def simulate_fused(
         state = initial_state(B, n, currents.device, currents.dtype)
     flags = _flags(c, detach_reset, detach_recurrent, leak_aware, record_state)
     out = _FusedALIF.apply(
-        currents, w_rec, state.v, state.a, state.z, state.r, c, SHAPE_IDS[spike_fn.name],
+        currents, w_rec, state.v, state.a, state.z, state.r, None, c, SHAPE_IDS[spike_fn.name],
         float(spike_fn.width), float(spike_fn.peak), flags, float(dense_threshold))
     return _trajectory(out, record_state)
 
@@ -364,18 +391,42 @@ def simulate_fused_inputs(
     ``dense_threshold`` nonzero) and needs no gradient: the same spikes, bit for bit, as
     ``simulate_fused(project_inputs(x, w_in), ...)``, without the ``[T, B, n]`` currents and
     their gradient. Otherwise exactly that (dense or differentiable ``x``: one matmul)."""
+    return simulate_fused_readout(x, w_in, w_rec, None, c, spike_fn, state, detach_reset, detach_recurrent,
+                                  leak_aware, record_state, dense_threshold)[0]
+
+
+def simulate_fused_readout(
+    x: torch.Tensor,
+    w_in: torch.Tensor,
+    w_rec: torch.Tensor,
+    readout: Optional[torch.Tensor],
+    c: StepConstants,
+    spike_fn: Surrogate,
+    state: Optional[ALIFState] = None,
+    detach_reset: bool = True,
+    detach_recurrent: bool = False,
+    leak_aware: bool = False,
+    record_state: bool = False,
+    dense_threshold: float = DENSE_THRESHOLD,
+) -> Tuple[Trajectory, Optional[torch.Tensor]]:
+    """:func:`simulate_fused_inputs` and the filtered readout ``M z`` (``readout``: ``M [W, T]``,
+    see :func:`cognet.core.network.readout_matrix`; ``[W, B, n]``, the same numbers as
+    ``(M @ z.reshape(T, B * n)).reshape(W, B, n)``), whose gradient the kernel's backward adds
+    into ``dL/dz[t]`` step by step instead of autograd building the ``[T, B, n]`` product
+    ``M^T dL/d(filtered)`` (and adding it to the other gradients of ``z``). What
+    :class:`~cognet.core.network.RSNN` runs on this engine. ``readout=None``: ``(trajectory, None)``."""
     reason = fused_supported(x.device, x.dtype, spike_fn)
     if reason is not None:
         raise ValueError(reason)
-    ev = input_events(x, dense_threshold)
-    if ev is None:
-        return simulate_fused(torch.nn.functional.linear(x, w_in), w_rec, c, spike_fn, state, detach_reset,
-                              detach_recurrent, leak_aware, record_state, dense_threshold)
     T, B, _ = x.shape
     if state is None:
         state = initial_state(B, w_in.shape[0], x.device, x.dtype)
     flags = _flags(c, detach_reset, detach_recurrent, leak_aware, record_state)
-    out = _FusedInputALIF.apply(
-        *ev, w_in, w_rec, state.v, state.a, state.z, state.r, c, SHAPE_IDS[spike_fn.name],
-        float(spike_fn.width), float(spike_fn.peak), flags, float(dense_threshold))
-    return _trajectory(out, record_state)
+    ev = input_events(x, dense_threshold)
+    tail = (state.v, state.a, state.z, state.r, readout, c, SHAPE_IDS[spike_fn.name], float(spike_fn.width),
+            float(spike_fn.peak), flags, float(dense_threshold))
+    if ev is None:  # dense or differentiable x: the currents as one matmul
+        out = _FusedALIF.apply(torch.nn.functional.linear(x, w_in), w_rec, *tail)
+    else:
+        out = _FusedInputALIF.apply(*ev, w_in, w_rec, *tail)
+    return _trajectory(out, record_state), (out[6] if readout is not None else None)

@@ -445,9 +445,11 @@ void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor&
                    const at::Tensor& v0, const at::Tensor& z0, const at::Tensor& factor, const at::Tensor& w,
                    const at::Tensor& alpha_t, const at::Tensor& rho_t, const at::Tensor& vth_t,
                    const at::Tensor& beta_t, int64_t flags, double dense_thr, const InputEvents<S>* in,
-                   std::vector<at::Tensor>& out) {
+                   const at::Tensor& readout, const at::Tensor& gf, std::vector<at::Tensor>& out) {
   // in == nullptr: returns dL/dI [T, B, N] (= dv of every step); else the weight gradient of the
-  // input projection, dW_in^T[j, :] += x[t, b, j] dv[t][b, :] from each step's dv, and no dI
+  // input projection, dW_in^T[j, :] += x[t, b, j] dv[t][b, :] from each step's dv, and no dI.
+  // readout M [W, T] with gf = dL/d(filtered) [W, B, N] (filtered[w] = sum_t M[w, t] z[t]; both
+  // empty: none): dL/dz[t] += sum_w M[w, t] gf[w], added step by step (no [T, B, N] tensor)
   const int64_t T = z.size(0), B = z.size(1), N = z.size(2), BN = B * N;
   const bool reset_zero = flags & RESET_ZERO, adaptive = flags & ADAPTIVE;
   const bool detach_reset = flags & DETACH_RESET, detach_rec = flags & DETACH_REC, leak = flags & LEAK_AWARE;
@@ -462,6 +464,12 @@ void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor&
   const S* gzp = gz.numel() ? gz.data_ptr<S>() : nullptr;
   const S* gvp = gv.numel() ? gv.data_ptr<S>() : nullptr;
   const S* gap = ga.numel() ? ga.data_ptr<S>() : nullptr;
+  const int64_t W = gf.numel() ? readout.size(0) : 0;
+  TORCH_CHECK(!W || (readout.is_contiguous() && gf.is_contiguous() && readout.size(1) == T && gf.size(0) == W &&
+                     gf.numel() == W * BN),
+              "backward: readout must be [W, T] and its gradient [W, B, N], contiguous");
+  const S* Mp = W ? readout.data_ptr<S>() : nullptr;
+  const S* gfp = W ? gf.data_ptr<S>() : nullptr;
   const S *zpt = z.data_ptr<S>(), *sdp = sd.data_ptr<S>();
   const S* vallp = vall.numel() ? vall.data_ptr<S>() : nullptr;
   const S *v0p = v0.data_ptr<S>(), *z0p = z0.data_ptr<S>();
@@ -487,6 +495,12 @@ void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor&
       if (gzp) add_into(cz + o, gzp + t * BN + o, m);
       if (gvp) add_into(cv + o, gvp + t * BN + o, m);
       if (gap) add_into(ca + o, gap + t * BN + o, m);
+      for (int64_t w = 0; w < W; ++w) {  // the readout's gradient: M[w, t] gf[w]
+        const S mwt = Mp[w * T + t];
+        const S* __restrict__ g = gfp + w * BN + o;
+        S* __restrict__ dst = cz + o;
+        for (int64_t k = 0; k < m; ++k) dst[k] += mwt * g[k];
+      }
       step(b0, b1, N, c, sdt, fp, zprev, vprev, cv, ca, cz, dv);
     });
     // dL/dz[t-1] through W z[t-1]: (dv W)[b, j], torch's BLAS (a hand-written loop of fused
@@ -735,26 +749,28 @@ std::vector<at::Tensor> forward_inputs(at::Tensor x, at::Tensor ptr, at::Tensor 
 std::vector<at::Tensor> backward(at::Tensor gz, at::Tensor gv, at::Tensor ga, at::Tensor gvT, at::Tensor gaT,
                                  at::Tensor z, at::Tensor sd, at::Tensor vall, at::Tensor v0, at::Tensor z0,
                                  at::Tensor factor, at::Tensor w, at::Tensor alpha, at::Tensor rho, at::Tensor vth,
-                                 at::Tensor beta, int64_t flags, double dense_thr) {
+                                 at::Tensor beta, int64_t flags, double dense_thr, at::Tensor readout,
+                                 at::Tensor gf) {
   std::vector<at::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "cognet_fused_backward", [&] {
     backward_impl<scalar_t>(gz, gv, ga, gvT, gaT, z, sd, vall, v0, z0, factor, w, alpha, rho, vth, beta, flags,
-                            dense_thr, nullptr, out);
+                            dense_thr, nullptr, readout, gf, out);
   });
   return out;
 }
 
-// backward of forward_inputs: returns {dW_in [N, K], dW, dv0, da0, dz0} (no dI)
+// backward of forward_inputs: returns {dW_in [N, K], dW, dv0, da0, dz0} (no dI); readout, gf as in backward
 std::vector<at::Tensor> backward_inputs(at::Tensor x, at::Tensor ptr, at::Tensor idx, at::Tensor gz, at::Tensor gv,
                                         at::Tensor ga, at::Tensor gvT, at::Tensor gaT, at::Tensor z, at::Tensor sd,
                                         at::Tensor vall, at::Tensor v0, at::Tensor z0, at::Tensor factor,
                                         at::Tensor w, at::Tensor alpha, at::Tensor rho, at::Tensor vth,
-                                        at::Tensor beta, int64_t flags, double dense_thr) {
+                                        at::Tensor beta, int64_t flags, double dense_thr, at::Tensor readout,
+                                        at::Tensor gf) {
   std::vector<at::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "cognet_fused_backward_inputs", [&] {
     const InputEvents<scalar_t> in = events_of<scalar_t>(x, ptr, idx, at::Tensor());
     backward_impl<scalar_t>(gz, gv, ga, gvT, gaT, z, sd, vall, v0, z0, factor, w, alpha, rho, vth, beta, flags,
-                            dense_thr, &in, out);
+                            dense_thr, &in, readout, gf, out);
   });
   return out;
 }

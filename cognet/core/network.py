@@ -1,8 +1,9 @@
 """The recurrent spiking network: input spikes -> LIF/ALIF population -> leaky readout.
 
 A thin :class:`torch.nn.Module` around :func:`cognet.core.functional.simulate` (the
-``reference`` engine) or :func:`cognet.core.fused.simulate_fused_inputs` (the ``fused`` one,
-with the input projection ``W_in x`` inside its kernels); the ``engine`` argument picks one (``auto``: fused on CPU, reference elsewhere, see
+``reference`` engine) or :func:`cognet.core.fused.simulate_fused_readout` (the ``fused`` one,
+with the input projection ``W_in x`` and the readout's gradient inside its kernels); the
+``engine`` argument picks one (``auto``: fused on CPU, reference elsewhere, see
 :func:`cognet.core.fused.resolve_engine`). Both give the same spikes and gradients.
 
 Readout (non-spiking, leaky)::
@@ -56,7 +57,7 @@ from torch import nn
 from cognet.core.bntt import BNTT
 from cognet.core.conv import ConvFrontEnd, ConvGeometry
 from cognet.core.functional import ALIFState, Trajectory, constants, simulate
-from cognet.core.fused import ENGINES, resolve_engine, simulate_fused_inputs
+from cognet.core.fused import ENGINES, resolve_engine, simulate_fused_readout
 from cognet.core.params import NeuronParams
 from cognet.core.surrogate import Surrogate
 
@@ -283,9 +284,12 @@ class RSNN(nn.Module):
                         leak_aware=self.leak_aware, record_state=record_state)
         if chosen == "fused":  # no conv, BNTT or dropout here (needs_reference_path)
             # the input projection fused into the kernels, event-driven from the input spikes
-            # (one matmul and simulate_fused where x is dense or needs a gradient)
-            traj = simulate_fused_inputs(x, self.w_in, self.effective_w_rec(), self.consts, self.surrogate,
-                                         state, **switches)
+            # (one matmul where x is dense or needs a gradient), and the readout's gradient
+            # added into dL/dz inside the kernel's backward; the same logits as self.readout
+            traj, filtered = simulate_fused_readout(
+                x, self.w_in, self.effective_w_rec(), self.readout_weights(windows, x.shape[0]), self.consts,
+                self.surrogate, state, **switches)
+            logits = torch.nn.functional.linear(filtered, self.w_out, self.b_out)
         else:
             if self.conv is not None:
                 front = self.conv(x)
@@ -297,5 +301,6 @@ class RSNN(nn.Module):
                 currents = self.bntt(currents)
             traj = simulate(currents, self.effective_w_rec(), self.consts, self.surrogate, state,
                             rec_drop=rec_drop, **switches)
-        z_seen = traj.z if rec_drop is None else traj.z * rec_drop
-        return NetOutput(traj.z, self.readout(z_seen, windows), traj, masks, conv_z)
+            z_seen = traj.z if rec_drop is None else traj.z * rec_drop
+            logits = self.readout(z_seen, windows)
+        return NetOutput(traj.z, logits, traj, masks, conv_z)
