@@ -40,29 +40,39 @@ Loss for all: a linear readout of the spike counts over the last 10 steps, squar
 the mean spike count (so the gradient reaches every step). Different libraries' networks
 are not trained to the same accuracy here; this measures the cost of one iteration only.
 
-Measured 2026-12-01 with the fused engine, defaults (T = 500, median of 5, ms per
-iteration, ratio to the plain torch loop), ``--no-others``, on the 2-core dev machine under
-heavy load from other jobs (load average 5-6: absolute times are ~4x those of an idle
-machine; the ratios, measured in rotation, are what to compare)::
+Measured 2026-12-01 with the fused engine's input projection and readout gradient inside
+its kernels (``cognet.core.fused.simulate_fused_readout``), defaults (T = 500, median of 7, ms
+per iteration, ratio to the plain torch loop), ``--no-others --repeats 7``, on the 2-core dev
+machine with other jobs running (load average 2.9-4.9: absolute times are noisy and drifted by
+up to 3x between runs; the ratios, measured in rotation, are what to compare). Over three such
+runs the fused LIF N = 128 ratio was 0.20-0.22x; without the fusion, in six runs (alternating
+with those), 0.26-0.32x. The table is one run at load ~2.9::
 
     1 thread
     neuron     N     T |    plain |         reference |             fused
-       LIF   128   500 |    246.2 |    281.3 ( 1.14x) |     84.6 ( 0.34x) | Hz: plain 23, reference 25, fused 25
-       LIF   512   500 |   1180.9 |   1348.6 ( 1.14x) |    418.5 ( 0.35x) | Hz: plain 21, reference 23, fused 23
-      ALIF   128   500 |    305.9 |    329.7 ( 1.08x) |     68.4 ( 0.22x) | Hz: plain 12, reference 14, fused 14
-      ALIF   512   500 |   1276.0 |   1438.4 ( 1.13x) |    384.1 ( 0.30x) | Hz: plain 10, reference 14, fused 14
-    2 threads (slower than 1 for everything here: two threads on an oversubscribed machine)
+       LIF   128   500 |    117.5 |    136.5 ( 1.16x) |     26.0 ( 0.22x) | Hz: plain 23, reference 25, fused 25
+       LIF   512   500 |    605.0 |    665.3 ( 1.10x) |    166.1 ( 0.27x) | Hz: plain 21, reference 22, fused 23
+      ALIF   128   500 |    155.0 |    166.5 ( 1.07x) |     24.1 ( 0.16x) | Hz: plain 11, reference 14, fused 14
+      ALIF   512   500 |    694.5 |    773.3 ( 1.11x) |    170.0 ( 0.24x) | Hz: plain 9, reference 14, fused 14
+    1 thread, the run just before it, without the fusion (currents and their gradient as [T, B, N] tensors)
+       LIF   128   500 |    128.6 |    190.1 ( 1.48x) |     40.6 ( 0.32x) | Hz: plain 23, reference 25, fused 25
+       LIF   512   500 |    588.1 |    654.5 ( 1.11x) |    192.9 ( 0.33x) | Hz: plain 21, reference 22, fused 23
+      ALIF   128   500 |    168.6 |    186.5 ( 1.11x) |     35.1 ( 0.21x) | Hz: plain 11, reference 14, fused 14
+      ALIF   512   500 |    719.8 |    786.4 ( 1.09x) |    212.3 ( 0.29x) | Hz: plain 9, reference 14, fused 14
+    2 threads (without the fusion, under load average 5-6; slower than 1 for everything here: two
+    threads on an oversubscribed machine, too erratic at load ~4 to measure again)
        LIF   128   500 |   1098.7 |   1173.1 ( 1.07x) |    223.5 ( 0.20x) | Hz: plain 23, reference 25, fused 25
        LIF   512   500 |   2541.7 |   2847.9 ( 1.12x) |    553.7 ( 0.22x) | Hz: plain 21, reference 23, fused 23
       ALIF   128   500 |   1128.2 |   1299.8 ( 1.15x) |    126.1 ( 0.11x) | Hz: plain 12, reference 14, fused 14
       ALIF   512   500 |   2989.1 |   3045.0 ( 1.02x) |    625.9 ( 0.21x) | Hz: plain 10, reference 14, fused 14
 
-    --memory (MiB above the RSS before one iteration, fresh process each)
+    --memory (MiB above the RSS before one iteration, fresh process each; fused: with the fusion,
+    before it in brackets)
     neuron     N     T |    plain  reference    fused
-       LIF   128   500 |     79.6       95.5     45.3
-       LIF   512   500 |    309.4      372.3    164.8
-      ALIF   128   500 |    112.3      118.7     37.8
-      ALIF   512   500 |    427.9      503.0    164.6
+       LIF   128   500 |     79.1       85.3     29.8  (45.1)
+       LIF   512   500 |    319.1      369.1    104.0 (135.1)
+      ALIF   128   500 |    112.0      132.5     29.9  (45.0)
+      ALIF   512   500 |    428.3      503.6    104.1 (134.9)
 
 The fused engine's cost grows with the firing rate (event-driven), the others' does not:
 compare the LIF rows (25 Hz) with the ALIF rows (14 Hz).

@@ -260,3 +260,230 @@ def test_default_run_files_do_not_mention_the_engine_and_resume_on_the_recorded_
     # the same run directory is accepted with an explicit engine (speed only, not identity)
     explicit = build_config(task="xor", sets=[*tiny_sets, "train.engine=reference"])
     assert Trainer(explicit, out_dir=out, progress=False).run()["resumed"] == "already complete"
+
+
+# ---- the input projection fused into the kernels (simulate_fused_inputs, RSNN's fused path) ----
+
+def _input_spikes(T, B, k, density, dtype, seed, graded=False):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(T, B, k, generator=g) < density).to(dtype)
+    if graded:  # some non-binary inputs: the xv != 1 branch of the projection
+        x = x * torch.where(torch.rand(T, B, k, generator=g) < 0.3, 0.5, 1.0).to(dtype)
+    return x
+
+
+def _rsnn_grads(p, x, engine, sur, state=None, **kw):
+    T, B, n_in = x.shape
+    net = RSNN(n_in, p, 3, generator=torch.Generator().manual_seed(5), dtype=x.dtype, engine=engine,
+               input_scale=5.0, surrogate=sur, **kw)
+    st = None
+    if state is not None:
+        st = ALIFState(*(s.clone().requires_grad_() for s in state[:3]), state[3].clone())
+    o = net(x, [(T // 2, T // 2 + 8), (T - 8, T)], state=st)
+    g = torch.Generator().manual_seed(9)
+    loss = o.logits.pow(2).sum() + (o.z * torch.randn(o.z.shape, generator=g, dtype=x.dtype)).sum() * 0.1
+    loss = loss + (o.trajectory.final.v * torch.randn(B, net.n, generator=g, dtype=x.dtype)).sum()
+    leaves = [q for _, q in net.named_parameters()] + ([st.v, st.a, st.z] if st is not None else [])
+    names = [k for k, _ in net.named_parameters()] + (["v0", "a0", "z0"] if st is not None else [])
+    grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+    return o, {k: torch.zeros_like(q) if gr is None else gr for k, q, gr in zip(names, leaves, grads)}
+
+
+def _compare_rsnn(p, x, sur, state=None, tol=1e-10, **kw):
+    o_r, g_r = _rsnn_grads(p, x, "reference", sur, state, **kw)
+    o_f, g_f = _rsnn_grads(p, x, "fused", sur, state, **kw)
+    assert type(o_f.z.grad_fn).__name__ == "_FusedInputALIFBackward"  # the fused projection ran
+    assert torch.equal(o_r.z, o_f.z), f"{int((o_r.z != o_f.z).sum())} spikes differ"
+    rate = float(o_r.z.detach().mean())
+    assert 0.02 < rate < 0.8, f"test network should spike sometimes, not always (rate {rate})"
+    torch.testing.assert_close(o_f.logits, o_r.logits, rtol=1e-12, atol=1e-12)
+    for k in g_r:
+        assert g_r[k].abs().max() > 0 or k in ("v0", "a0", "z0"), f"reference gradient of {k} is all zero"
+        assert _rel(g_f[k], g_r[k]) <= tol, f"gradient of {k}: relative error {_rel(g_f[k], g_r[k]):.3g}"
+    return o_r
+
+
+def _random_state(B, n, seed):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(B, n, generator=g, dtype=torch.float64), torch.rand(B, n, generator=g, dtype=torch.float64),
+            (torch.rand(B, n, generator=g, dtype=torch.float64) < 0.3).double(),
+            torch.randint(0, 2, (B, n), generator=g).double())
+
+
+@pytest.mark.parametrize("reset,adaptive,refractory,detach_reset,detach_recurrent,leak_aware", SWITCHES)
+def test_fused_inputs_rsnn_equals_reference_float64(reset, adaptive, refractory, detach_reset, detach_recurrent,
+                                                    leak_aware):
+    seed = SWITCHES.index((reset, adaptive, refractory, detach_reset, detach_recurrent, leak_aware))
+    rng = np.random.default_rng(200 + seed)
+    n, B = 12, 3
+    p = _params(n, rng, reset, adaptive, refractory)
+    x = _input_spikes(40, B, 25, 0.1, torch.float64, seed, graded=seed % 2 == 1)
+    _compare_rsnn(p, x, Surrogate(), state=_random_state(B, n, seed) if seed % 3 else None,
+                  detach_reset=detach_reset, detach_recurrent=detach_recurrent, leak_aware=leak_aware)
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_fused_inputs_every_surrogate_shape(name):
+    rng = np.random.default_rng(300 + sorted(SHAPES).index(name))
+    p = _params(12, rng, "subtract", True, True)
+    x = _input_spikes(40, 3, 25, 0.1, torch.float64, 7)
+    _compare_rsnn(p, x, Surrogate.make(name, width=0.7, peak=0.4), detach_reset=False, leak_aware=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("record,dense", [(False, fused.DENSE_THRESHOLD), (True, 0.0), (True, 0.15), (True, 1.0)])
+def test_fused_inputs_bit_identical_to_projection_then_kernel(dtype, record, dense):
+    # the fused projection is the same sum in the same order as project_inputs: every spike and
+    # every recorded v and a bit for bit as simulate_fused(project_inputs(x, w_in)), in float32 too.
+    # dense (one threshold for inputs and spikes): 0 = inputs dense (unfused: one matmul) and every
+    # recurrent step a matmul; 0.15 = fused inputs (~11 % nonzero), recurrent steps mixed; 1 = all events
+    rng = np.random.default_rng(21)
+    p = _params(40, rng, "zero", True, True)
+    c = constants(p, dtype=dtype)
+    x = _input_spikes(150, 6, 50, 0.12, dtype, 3, graded=True)
+    g = torch.Generator().manual_seed(4)
+    w_in = (torch.randn(40, 50, generator=g, dtype=dtype) * 0.8).requires_grad_()
+    w = (torch.randn(40, 40, generator=g, dtype=dtype) * 0.3).requires_grad_()
+    kw = dict(record_state=record, detach_reset=False, dense_threshold=dense)
+    a = fused.simulate_fused_inputs(x, w_in, w, c, Surrogate(), **kw)
+    b = fused.simulate_fused(fused.project_inputs(x, w_in), w, c, Surrogate(), **kw)
+    x_dense = float(torch.count_nonzero(x)) > dense * x.numel()
+    assert type(a.z.grad_fn).__name__ == ("_FusedALIFBackward" if x_dense else "_FusedInputALIFBackward")
+    assert 0.02 < float(a.z.detach().mean()) < 0.5
+    if dense == 0.15:  # both recurrent paths taken
+        frac = (a.z.detach() != 0).double().mean((1, 2))
+        assert bool((frac > dense).any()) and bool((frac <= dense).any())
+    assert torch.equal(a.z, b.z) and torch.equal(a.final.v, b.final.v) and torch.equal(a.final.a, b.final.a)
+    assert torch.equal(a.final.r, b.final.r)
+    if record:
+        assert torch.equal(a.v, b.v) and torch.equal(a.a, b.a)
+    G = torch.randn(a.z.shape, generator=g, dtype=dtype)
+    ga = torch.autograd.grad((a.z * G).sum() + a.final.v.sum(), [w_in, w])
+    gb = torch.autograd.grad((b.z * G).sum() + b.final.v.sum(), [w_in, w])
+    for u, v in zip(ga, gb):  # dW_in summed over the steps in another order (backward in time)
+        assert _rel(u, v) <= (1e-12 if dtype == torch.float64 else 1e-5)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fused_inputs_float32_same_spikes_as_reference(seed):
+    rng = np.random.default_rng(400 + seed)
+    p = NeuronParams.mixed(n=48, alif_fraction=0.5, beta=0.3, tau_adapt_ms=(20, 200), rng=rng, refractory_ms=2.0)
+    x = _input_spikes(150, 8, 40, 0.08, torch.float32, seed)
+    o_r, g_r = _rsnn_grads(p, x, "reference", Surrogate(), detach_reset=False)
+    o_f, g_f = _rsnn_grads(p, x, "fused", Surrogate(), detach_reset=False)
+    assert type(o_f.z.grad_fn).__name__ == "_FusedInputALIFBackward"
+    assert 0.01 < float(o_r.z.detach().mean()) < 0.5
+    assert torch.equal(o_r.z, o_f.z)
+    for k in g_r:
+        assert _rel(g_f[k], g_r[k]) < 1e-4, k
+
+
+def test_fused_inputs_fallbacks_dense_and_differentiable_x():
+    rng = np.random.default_rng(5)
+    p = _params(12, rng, "subtract", True, False)
+    # dense x (more than DENSE_THRESHOLD nonzero): one matmul, then the kernel given the currents
+    x = _input_spikes(40, 3, 25, 0.5, torch.float64, 1)
+    assert float((x != 0).double().mean()) > fused.DENSE_THRESHOLD
+    o_r, g_r = _rsnn_grads(p, x * 0.3, "reference", Surrogate())
+    o_f, g_f = _rsnn_grads(p, x * 0.3, "fused", Surrogate())
+    assert type(o_f.z.grad_fn).__name__ == "_FusedALIFBackward"
+    assert torch.equal(o_r.z, o_f.z) and 0.02 < float(o_r.z.detach().mean()) < 0.8
+    for k in g_r:
+        assert _rel(g_f[k], g_r[k]) <= 1e-10, k
+    # x that needs a gradient: the currents as a matmul, and dL/dx through it
+    c = constants(p, dtype=torch.float64)
+    xs = _input_spikes(40, 3, 25, 0.1, torch.float64, 2).requires_grad_()
+    w_in = torch.randn(12, 25, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 3
+    w = torch.randn(12, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * 0.5
+    a = fused.simulate_fused_inputs(xs, w_in, w, c, Surrogate())
+    b = simulate(torch.nn.functional.linear(xs, w_in), w, c, Surrogate())
+    assert type(a.z.grad_fn).__name__ == "_FusedALIFBackward"
+    assert torch.equal(a.z, b.z)
+    G = torch.randn(a.z.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    assert _rel(torch.autograd.grad((a.z * G).sum(), xs)[0], torch.autograd.grad((b.z * G).sum(), xs)[0]) <= 1e-10
+
+
+def test_input_events_density_decision_and_contents():
+    # one C++ scan: the events are x's nonzero entries in row-major order, and None exactly when
+    # more than dense_threshold of x is nonzero (the decision a count_nonzero would make)
+    g = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.float64):
+        for density in (0.0, 0.05, 0.19, 0.21, 0.6):
+            x = (torch.rand(30, 4, 17, generator=g) < density).to(dtype)
+            x[3] = 0.0  # a silent step
+            ev = fused.input_events(x)
+            dense = float(torch.count_nonzero(x)) > fused.DENSE_THRESHOLD * x.numel()
+            assert (ev is None) == dense
+            if ev is not None:
+                _, ptr, idx = ev
+                nz = x.reshape(-1, 17).nonzero()
+                assert torch.equal(idx.long(), nz[:, 1])
+                assert torch.equal(ptr.diff(), torch.bincount(nz[:, 0], minlength=120))
+    # exactly at the threshold: sparse; one more nonzero entry: dense
+    x = torch.zeros(10, 2, 5)
+    limit = int(fused.DENSE_THRESHOLD * x.numel())
+    x.view(-1)[torch.randperm(x.numel(), generator=g)[:limit]] = 1.0
+    assert fused.input_events(x) is not None
+    x.view(-1)[(x.view(-1) == 0).nonzero()[0]] = 1.0
+    assert fused.input_events(x) is None
+    assert fused.input_events(torch.zeros(0, 2, 5)) is None
+    assert fused.input_events(torch.ones(4, 2, 5).requires_grad_()) is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_project_inputs_is_the_ordered_column_sum(dtype):
+    # project_inputs (event-driven) adds the active inputs' columns in index order, from 0
+    x = _input_spikes(20, 3, 30, 0.15, dtype, 8, graded=True)
+    w_in = torch.randn(7, 30, dtype=dtype, generator=torch.Generator().manual_seed(1)).requires_grad_()
+    got = fused.project_inputs(x, w_in)
+    assert type(got.grad_fn.next_functions[0][0]).__name__ == "_SparseProjectionBackward"  # under a view
+    want = torch.zeros(20, 3, 7, dtype=dtype)
+    with torch.no_grad():
+        for t in range(20):
+            for b in range(3):
+                for j in range(30):
+                    xv = x[t, b, j]
+                    if xv != 0:
+                        want[t, b] += w_in[:, j] if xv == 1 else xv * w_in[:, j]
+    assert torch.equal(got.detach(), want)
+    G = torch.randn(got.shape, dtype=dtype, generator=torch.Generator().manual_seed(2))
+    gw = torch.autograd.grad((got * G).sum(), w_in)[0]
+    torch.testing.assert_close(gw, torch.einsum("tbn,tbk->nk", G, x))
+
+
+@pytest.mark.parametrize("density", [0.1, 0.5])  # fused input projection / dense x (currents given)
+@pytest.mark.parametrize("loss_on", ["logits", "z", "both"])
+def test_fused_readout_gradient_folded_into_the_kernel(density, loss_on):
+    # RSNN's fused path returns the filtered readout from the autograd function and adds its
+    # gradient into dL/dz inside the kernel: logits bit for bit those of RSNN.readout, every
+    # parameter's gradient as the reference's, whether the loss reads the logits, z, or both
+    rng = np.random.default_rng(17)
+    p = _params(14, rng, "zero", True, True)
+    x = _input_spikes(50, 3, 25, density, torch.float64, 4) * (0.3 if density > 0.3 else 1.0)
+    windows = [(10, 20), (25, 35), (40, 50)]
+    grads, outs = {}, {}
+    for engine in ("reference", "fused"):
+        net = RSNN(25, p, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64, engine=engine,
+                   input_scale=5.0, detach_reset=False)
+        o = net(x, windows)
+        g = torch.Generator().manual_seed(1)
+        loss = 0.0
+        if loss_on in ("logits", "both"):
+            loss = loss + (o.logits * torch.randn(o.logits.shape, generator=g, dtype=torch.float64)).sum()
+        if loss_on in ("z", "both"):
+            loss = loss + (o.z * torch.randn(o.z.shape, generator=g, dtype=torch.float64)).sum()
+        names = [k for k, q in net.named_parameters()]
+        gr = torch.autograd.grad(loss, list(net.parameters()), allow_unused=True)
+        grads[engine] = {k: torch.zeros_like(q) if v is None else v for k, q, v in zip(names, net.parameters(), gr)}
+        outs[engine] = (o, net)
+    (o_r, _), (o_f, net_f) = outs["reference"], outs["fused"]
+    expected = "_FusedInputALIFBackward" if density < fused.DENSE_THRESHOLD else "_FusedALIFBackward"
+    assert type(o_f.z.grad_fn).__name__ == expected
+    assert torch.equal(o_r.z, o_f.z) and 0.02 < float(o_r.z.detach().mean()) < 0.8
+    with torch.no_grad():
+        assert torch.equal(o_f.logits, net_f.readout(o_f.z, windows))
+    for k in grads["reference"]:
+        want = grads["reference"][k]
+        if k in ("w_in", "w_rec") or loss_on != "z":
+            assert want.abs().max() > 0, k
+        assert _rel(grads["fused"][k], want) <= 1e-10, k

@@ -8,18 +8,22 @@ passes over ``[B, N]`` instead of ~10 small autograd ops forward and more backwa
 
 Forward, per step (``zp = z[t-1]``; see :mod:`cognet.core.functional` for the model)::
 
+    I[t][b] = sum_{j : x[t][b, j] != 0} x[t][b, j] W_in[:, j]  (input projection, when fused: below)
     rec[b]  = sum_{j : zp[b, j] != 0} zp[b, j] W[:, j]          (event-driven: spiking columns)
     v, a, z, r as in alif_step;  sd[t] = peak * shape(x / width) * [r[t-1] == 0]
 
 Backward (adjoints ``dv[t] = dL/dv[t]`` etc.; ``f`` = leak-aware factor or 1)::
 
+    dL/dz[t] = (gradient of z[t] from the outputs) + sum_w M[w, t] dL/dF[w]   (readout fused: below)
     gx      = (dL/dz[t]) f sd[t] / v_th
     dv[t]   = gx + alpha dv[t+1]                 (reset zero: alpha (1 - z[t]) dv[t+1])
     da[t]   = -beta gx + rho da[t+1]             (ALIF; LIF: a never changes)
     dL/dz[t-1] += da[t]                          (adaptation path, always kept)
                + (dv[t] W)                       (unless detach_recurrent: one matmul per step)
                - v_th dv[t]  | - alpha v[t-1] dv[t]   (unless detach_reset; subtract | zero)
-    dL/dI[t] = dv[t];   dW[:, j] += sum_b dv[t][b] zp[b, j]   (event-driven, from the spikes)
+    dW[:, j] += sum_b dv[t][b] zp[b, j]                   (event-driven, from the spikes)
+    dL/dI[t] = dv[t]                                       (currents given: simulate_fused)
+    dW_in[:, j] += sum_b x[t][b, j] dv[t][b]               (projection fused: from the input events)
 
 The backward's one dense product per step, ``dv[t] W``, calls the Fortran BLAS that torch
 links (``sgemm_``/``dgemm_``, looked up at run time in torch's own library; ``at::addmm_``
@@ -31,16 +35,39 @@ The same build holds the e-prop engine's kernel (``eprop_adjoint``, see
 :mod:`rules.eprop_fused`): the adjoint of the eligibility traces over one chunk, backward in
 time, with the weight update accumulated from the presynaptic events.
 
-The input projection ``W_in x`` (:func:`project_inputs`) is event-driven the same way: the
-columns of the active inputs, and ``dW_in`` from the same input events (at the task's
-input densities of 2-5 % that is 20-50x less arithmetic than the dense matmul, which at
-``dup-rev``'s 280 inputs was a third of a fused iteration).
+The input projection ``W_in x`` is event-driven the same way: the columns of the active
+inputs, and ``dW_in`` from the same input events (at the task's input densities of 2-5 % that
+is 20-50x less arithmetic than the dense matmul, which at ``dup-rev``'s 280 inputs was a third
+of a fused iteration). :func:`simulate_fused_inputs` (what :class:`~cognet.core.network.RSNN`
+runs on this engine) fuses it into the kernels: the forward projects each step's ``[B, n]``
+currents into a scratch buffer right before the step (the same sum, in the same order, as
+:func:`project_inputs`: from 0, the active inputs' columns in index order, so the spikes are
+bit-identical to ``simulate_fused(project_inputs(x, W_in))``), and the backward adds each
+step's ``dv[t]`` into ``dW_in`` straight away. Why: otherwise a ``[T, B, n]`` currents tensor
+and a ``[T, B, n]`` ``dL/dI`` are each written once and read once only to pass data between
+the projection and the population (with the projection's own passes over ``x`` and its
+autograd node, ~20 % of a fused iteration at N = 128). The events of ``x`` (row pointers and
+column indices, :func:`input_events`) come from one scan of ``x`` in C++, which also makes the
+density decision and stops early once ``x`` is too dense; forward and backward both read
+them. Unfused (currents given: :func:`simulate_fused`) is everything else: dense ``x``, an
+``x`` that needs a gradient, the conv front end, BNTT, the e-prop engine.
+
+The readout: :func:`simulate_fused_readout` (what RSNN runs) also returns the filtered
+spikes ``F = M z`` (``M [W, T]``, :func:`cognet.core.network.readout_matrix`; computed with the
+same torch product as ``RSNN.readout``, so the logits are the same numbers), and its backward
+adds ``M[w, t] dL/dF[w]`` into ``dL/dz[t]`` inside the step loop. Why: through autograd, the
+readout's gradient is the ``[T, B, n]`` product ``M^T dL/dF`` (an outer product for one window),
+written once, then added to z's other gradients and read once by the kernel: with its page
+faults ~10 % of a fused iteration at N = 128. Outputs that no loss reads get no zero-filled
+gradient (``set_materialize_grads(False)``).
 
 Sparse vs dense: the recurrent input and the weight gradient are accumulated from the
 spike lists while at most ``DENSE_THRESHOLD`` of the ``B x N`` entries of ``z[t-1]``
 spiked, and as one matmul (``at::mm``, torch's BLAS and thread count) above it; the
-backward ``dv[t] W`` is always dense (``dv`` is). The threshold was measured with
-``benchmarks/engine_threshold.py`` (see NOTES-engine.md).
+backward ``dv[t] W`` is always dense (``dv`` is). The input projection decides once for the
+whole ``x`` (at most ``DENSE_THRESHOLD`` of its entries nonzero: event-driven, else one
+matmul). The threshold was measured with ``benchmarks/engine_threshold.py`` (see
+NOTES-engine.md).
 
 Why a C++ extension and not numba: the one dense product per backward step has to run on a
 tuned BLAS; a C++ loop calls torch's own ``at::mm_out`` (MKL here, honouring
@@ -55,8 +82,8 @@ Vectorised (SIMD) IEEE arithmetic rounds exactly as scalar code; contraction int
 multiply-adds is what would change results, and ``-ffp-contract=off`` forbids it.
 
 Exactness: ``-ffp-contract=off`` keeps every product and sum rounded as in torch, so the
-only difference from the reference is the order in which the recurrent sum adds the
-(spiking) columns. In float64 that is ~1e-16 relative and the spikes are identical; in
+only difference from the reference is the order in which the recurrent sum (and the
+event-driven input projection) adds the (spiking) columns. In float64 that is ~1e-16 relative and the spikes are identical; in
 float32 a neuron exactly at threshold (within ~1e-7) may flip, which is threshold rounding,
 not a different model. Gradients agree to ~1e-14 relative in float64.
 
@@ -74,7 +101,7 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -130,7 +157,8 @@ def load_backend():
         flags = ["-O3", "-ffp-contract=off", "-march=native"]
         tag = hashlib.sha256("\0".join([src, torch.__version__, _cpu_signature(), *flags]).encode()).hexdigest()[:12]
         mod = load_inline(
-            name=f"cognet_fused_{tag}", cpp_sources=[src], functions=["forward", "backward", "project_forward", "project_backward", "eprop_adjoint", "blas_direct"],
+            name=f"cognet_fused_{tag}", cpp_sources=[src], functions=["forward", "backward", "forward_inputs", "backward_inputs", "input_events",
+                                                    "project_forward", "project_backward", "eprop_adjoint", "blas_direct"],
             extra_cflags=flags, extra_ldflags=["-ldl"], verbose=False,
         )
     except Exception as exc:  # any build/load failure: remembered, reported once by auto
@@ -177,51 +205,114 @@ def _empty(like: torch.Tensor) -> torch.Tensor:
     return like.new_empty(0)
 
 
+def _run_forward(ctx, mod_forward, inputs, w_rec, v0, a0, z0, r0, readout, c, shape_id, width, peak, flags,
+                 dense):
+    """The kernel's forward (``inputs``: the currents, or the input spikes, their events and
+    ``W_in``), the filtered readout ``M z`` if ``readout`` (``M [W, T]``) is given, and what the
+    backward keeps; shared by both autograd functions."""
+    ctx.set_materialize_grads(False)  # an unused output gets no zero-filled [T, B, n] gradient
+    w_rec = w_rec.detach().contiguous()
+    v0, a0, z0, r0 = (s.detach().contiguous() for s in (v0, a0, z0, r0))
+    z, sd, vall, aall, vT, aT, rT = mod_forward(
+        *inputs, w_rec, v0, a0, z0, r0, c.alpha, c.rho, c.v_th, c.beta, c.n_ref,
+        flags, shape_id, width, peak, dense)
+    factor = _empty(z)
+    if flags & _LEAK:
+        factor = leak_aware_factor(z, c.alpha).contiguous()
+    filtered = _empty(z)
+    if readout is not None:  # the same product as RSNN.readout (same numbers)
+        T, B, n = z.shape
+        readout = readout.detach().contiguous()
+        filtered = (readout @ z.reshape(T, B * n)).reshape(readout.shape[0], B, n)
+    ctx.readout = readout
+    ctx.c, ctx.flags, ctx.dense = c, flags, dense
+    ctx.mark_non_differentiable(rT)
+    record = bool(flags & _RECORD)
+    return ((w_rec, z, sd, vall, v0, z0, factor),
+            (z, (vall if record else _empty(z)), (aall if record else _empty(z)), vT, aT, rT, filtered))
+
+
+def _grads_in(ctx, z, gz, gv, ga, gvT, gaT, gf):
+    """The output gradients as the kernel's backward takes them (empty: none), then the
+    readout ``M`` and ``dL/d(filtered)`` (both empty: no readout, or no gradient through it)."""
+    def g(x):
+        return _empty(z) if x is None or x.numel() == 0 else x.contiguous()
+    if ctx.readout is None or gf is None:
+        rd = (_empty(z), _empty(z))
+    else:
+        rd = (ctx.readout, gf.contiguous())
+    return (g(gz), g(gv), g(ga), g(gvT), g(gaT)), rd
+
+
 class _FusedALIF(torch.autograd.Function):
+    """The population given its input currents ``[T, B, n]`` (any origin); returns ``dL/dI``."""
+
     @staticmethod
-    def forward(ctx, currents, w_rec, v0, a0, z0, r0, c, shape_id, width, peak, flags, dense):  # type: ignore[override]
+    def forward(ctx, currents, w_rec, v0, a0, z0, r0, readout, c, shape_id, width, peak, flags, dense):  # type: ignore[override]
         mod = load_backend()
-        currents, w_rec = currents.contiguous(), w_rec.contiguous()
-        v0, a0, z0, r0 = (s.detach().contiguous() for s in (v0, a0, z0, r0))
-        z, sd, vall, aall, vT, aT, rT = mod.forward(
-            currents.detach(), w_rec.detach(), v0, a0, z0, r0, c.alpha, c.rho, c.v_th, c.beta, c.n_ref,
-            flags, shape_id, width, peak, dense)
-        factor = _empty(z)
-        if flags & _LEAK:
-            factor = leak_aware_factor(z, c.alpha).contiguous()
-        ctx.save_for_backward(w_rec, z, sd, vall, v0, z0, factor)
-        ctx.c, ctx.flags, ctx.dense = c, flags, dense
-        ctx.mark_non_differentiable(rT)
-        record = bool(flags & _RECORD)
-        return z, (vall if record else _empty(z)), (aall if record else _empty(z)), vT, aT, rT
+        keep, out = _run_forward(ctx, mod.forward, (currents.detach().contiguous(),), w_rec, v0, a0, z0, r0,
+                                 readout, c, shape_id, width, peak, flags, dense)
+        ctx.save_for_backward(*keep)
+        return out
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, gz, gv, ga, gvT, gaT, _gr):  # type: ignore[override]
-        mod = load_backend()
+    def backward(ctx, gz, gv, ga, gvT, gaT, _gr, gf):  # type: ignore[override]
         w_rec, z, sd, vall, v0, z0, factor = ctx.saved_tensors
-        c, flags = ctx.c, ctx.flags
+        c = ctx.c
+        grads, rd = _grads_in(ctx, z, gz, gv, ga, gvT, gaT, gf)
+        di, dw, dv0, da0, dz0 = load_backend().backward(
+            *grads, z, sd, vall, v0, z0, factor, w_rec, c.alpha, c.rho, c.v_th, c.beta, ctx.flags, ctx.dense, *rd)
+        return di, dw, dv0, da0, dz0, None, None, None, None, None, None, None, None
 
-        def g(x):
-            return _empty(z) if x is None or x.numel() == 0 else x.contiguous()
 
-        di, dw, dv0, da0, dz0 = mod.backward(
-            g(gz), g(gv), g(ga), g(gvT), g(gaT), z, sd, vall, v0, z0, factor, w_rec,
-            c.alpha, c.rho, c.v_th, c.beta, flags, ctx.dense)
-        return di, dw, dv0, da0, dz0, None, None, None, None, None, None, None
+class _FusedInputALIF(torch.autograd.Function):
+    """The population with its input projection ``I[t] = W_in x[t]`` fused in: ``x [T, B, K]``
+    (no gradient) and its input events (``input_events``); returns ``dL/dW_in``, no ``dL/dI``."""
+
+    @staticmethod
+    def forward(ctx, x, ptr, idx, w_in, w_rec, v0, a0, z0, r0, readout, c, shape_id, width, peak, flags, dense):  # type: ignore[override]
+        mod = load_backend()
+        keep, out = _run_forward(ctx, mod.forward_inputs, (x, ptr, idx, w_in.detach().contiguous()), w_rec,
+                                 v0, a0, z0, r0, readout, c, shape_id, width, peak, flags, dense)
+        ctx.save_for_backward(x, ptr, idx, *keep)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gz, gv, ga, gvT, gaT, _gr, gf):  # type: ignore[override]
+        x, ptr, idx, w_rec, z, sd, vall, v0, z0, factor = ctx.saved_tensors
+        c = ctx.c
+        grads, rd = _grads_in(ctx, z, gz, gv, ga, gvT, gaT, gf)
+        dwin, dw, dv0, da0, dz0 = load_backend().backward_inputs(
+            x, ptr, idx, *grads, z, sd, vall, v0, z0, factor, w_rec,
+            c.alpha, c.rho, c.v_th, c.beta, ctx.flags, ctx.dense, *rd)
+        return None, None, None, dwin, dw, dv0, da0, dz0, None, None, None, None, None, None, None, None
+
+
+def input_events(x: torch.Tensor, dense_threshold: float = DENSE_THRESHOLD):
+    """The nonzero entries of ``x`` (``[T, B, K]`` or ``[R, K]``) as ``(x, ptr, idx)``: ``x``
+    contiguous, row pointers and column indices of its rows ``[R, K]`` (one scan of ``x`` in
+    C++); ``None`` if more than ``dense_threshold`` of ``x`` is nonzero, if ``x`` needs a
+    gradient or is empty (then the projection is one matmul)."""
+    if x.requires_grad or x.numel() == 0:
+        return None
+    x = x.detach().contiguous()
+    ptr, idx = load_backend().input_events(x, float(dense_threshold))
+    return None if ptr.numel() == 0 else (x, ptr, idx)
 
 
 class _SparseProjection(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x2, w_in):  # type: ignore[override]
-        ctx.save_for_backward(x2)
-        return load_backend().project_forward(x2, w_in.detach().contiguous())
+    def forward(ctx, x2, ptr, idx, w_in):  # type: ignore[override]
+        ctx.save_for_backward(x2, ptr, idx)
+        return load_backend().project_forward(x2, ptr, idx, w_in.detach().contiguous())
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g):  # type: ignore[override]
-        (x2,) = ctx.saved_tensors
-        return None, load_backend().project_backward(x2, g.contiguous())
+        x2, ptr, idx = ctx.saved_tensors
+        return None, None, None, load_backend().project_backward(x2, ptr, idx, g.contiguous())
 
 
 def project_inputs(x: torch.Tensor, w_in: torch.Tensor, dense_threshold: float = DENSE_THRESHOLD) -> torch.Tensor:
@@ -231,10 +322,29 @@ def project_inputs(x: torch.Tensor, w_in: torch.Tensor, dense_threshold: float =
     The sparse sum adds the active inputs' columns in index order, so ``currents`` can differ
     from the matmul's in the last bit where more than two inputs are active at once (float32:
     threshold rounding, see the module docstring; float64: far below any threshold)."""
-    if x.requires_grad or x.numel() == 0 or float(torch.count_nonzero(x)) > dense_threshold * x.numel():
-        return torch.nn.functional.linear(x, w_in)
     T, B, k = x.shape
-    return _SparseProjection.apply(x.reshape(T * B, k).contiguous(), w_in).view(T, B, -1)
+    ev = input_events(x.reshape(T * B, k), dense_threshold)
+    if ev is None:
+        return torch.nn.functional.linear(x, w_in)
+    return _SparseProjection.apply(*ev, w_in).view(T, B, -1)
+
+
+def _flags(c: StepConstants, detach_reset: bool, detach_recurrent: bool, leak_aware: bool, record_state: bool) -> int:
+    flags = ((_RESET_ZERO if c.reset_zero else 0) | (_ADAPTIVE if c.adaptive else 0)
+             | (_REFRACTORY if c.refractory else 0) | (_RECORD if record_state else 0)
+             | (_DETACH_RESET if detach_reset else 0) | (_DETACH_REC if detach_recurrent else 0)
+             | (_LEAK if leak_aware else 0))
+    if c.reset_zero and not detach_reset:
+        flags |= _KEEP_V
+    return flags
+
+
+def _trajectory(out, record_state: bool) -> Trajectory:
+    z, vall, aall, vT, aT, rT = out[:6]
+    return Trajectory(
+        z=z, v=vall if record_state else None, a=aall if record_state else None,
+        final=ALIFState(vT, aT, z[-1], rT),
+    )
 
 
 def simulate_fused(
@@ -256,16 +366,67 @@ def simulate_fused(
     T, B, n = currents.shape
     if state is None:
         state = initial_state(B, n, currents.device, currents.dtype)
-    flags = ((_RESET_ZERO if c.reset_zero else 0) | (_ADAPTIVE if c.adaptive else 0)
-             | (_REFRACTORY if c.refractory else 0) | (_RECORD if record_state else 0)
-             | (_DETACH_RESET if detach_reset else 0) | (_DETACH_REC if detach_recurrent else 0)
-             | (_LEAK if leak_aware else 0))
-    if c.reset_zero and not detach_reset:
-        flags |= _KEEP_V
-    z, vall, aall, vT, aT, rT = _FusedALIF.apply(
-        currents, w_rec, state.v, state.a, state.z, state.r, c, SHAPE_IDS[spike_fn.name],
+    flags = _flags(c, detach_reset, detach_recurrent, leak_aware, record_state)
+    out = _FusedALIF.apply(
+        currents, w_rec, state.v, state.a, state.z, state.r, None, c, SHAPE_IDS[spike_fn.name],
         float(spike_fn.width), float(spike_fn.peak), flags, float(dense_threshold))
-    return Trajectory(
-        z=z, v=vall if record_state else None, a=aall if record_state else None,
-        final=ALIFState(vT, aT, z[-1], rT),
-    )
+    return _trajectory(out, record_state)
+
+
+def simulate_fused_inputs(
+    x: torch.Tensor,
+    w_in: torch.Tensor,
+    w_rec: torch.Tensor,
+    c: StepConstants,
+    spike_fn: Surrogate,
+    state: Optional[ALIFState] = None,
+    detach_reset: bool = True,
+    detach_recurrent: bool = False,
+    leak_aware: bool = False,
+    record_state: bool = False,
+    dense_threshold: float = DENSE_THRESHOLD,
+) -> Trajectory:
+    """:func:`simulate_fused` of the currents ``W_in x`` (``x [T, B, K]`` input spikes, ``w_in
+    [n, K]``), with the projection fused into the kernels while ``x`` is sparse (at most
+    ``dense_threshold`` nonzero) and needs no gradient: the same spikes, bit for bit, as
+    ``simulate_fused(project_inputs(x, w_in), ...)``, without the ``[T, B, n]`` currents and
+    their gradient. Otherwise exactly that (dense or differentiable ``x``: one matmul)."""
+    return simulate_fused_readout(x, w_in, w_rec, None, c, spike_fn, state, detach_reset, detach_recurrent,
+                                  leak_aware, record_state, dense_threshold)[0]
+
+
+def simulate_fused_readout(
+    x: torch.Tensor,
+    w_in: torch.Tensor,
+    w_rec: torch.Tensor,
+    readout: Optional[torch.Tensor],
+    c: StepConstants,
+    spike_fn: Surrogate,
+    state: Optional[ALIFState] = None,
+    detach_reset: bool = True,
+    detach_recurrent: bool = False,
+    leak_aware: bool = False,
+    record_state: bool = False,
+    dense_threshold: float = DENSE_THRESHOLD,
+) -> Tuple[Trajectory, Optional[torch.Tensor]]:
+    """:func:`simulate_fused_inputs` and the filtered readout ``M z`` (``readout``: ``M [W, T]``,
+    see :func:`cognet.core.network.readout_matrix`; ``[W, B, n]``, the same numbers as
+    ``(M @ z.reshape(T, B * n)).reshape(W, B, n)``), whose gradient the kernel's backward adds
+    into ``dL/dz[t]`` step by step instead of autograd building the ``[T, B, n]`` product
+    ``M^T dL/d(filtered)`` (and adding it to the other gradients of ``z``). What
+    :class:`~cognet.core.network.RSNN` runs on this engine. ``readout=None``: ``(trajectory, None)``."""
+    reason = fused_supported(x.device, x.dtype, spike_fn)
+    if reason is not None:
+        raise ValueError(reason)
+    T, B, _ = x.shape
+    if state is None:
+        state = initial_state(B, w_in.shape[0], x.device, x.dtype)
+    flags = _flags(c, detach_reset, detach_recurrent, leak_aware, record_state)
+    ev = input_events(x, dense_threshold)
+    tail = (state.v, state.a, state.z, state.r, readout, c, SHAPE_IDS[spike_fn.name], float(spike_fn.width),
+            float(spike_fn.peak), flags, float(dense_threshold))
+    if ev is None:  # dense or differentiable x: the currents as one matmul
+        out = _FusedALIF.apply(torch.nn.functional.linear(x, w_in), w_rec, *tail)
+    else:
+        out = _FusedInputALIF.apply(*ev, w_in, w_rec, *tail)
+    return _trajectory(out, record_state), (out[6] if readout is not None else None)

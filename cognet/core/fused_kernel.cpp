@@ -9,6 +9,9 @@
 
 #include <dlfcn.h>
 #include <type_traits>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -94,21 +97,61 @@ inline S shape_fn(int64_t id, S u) {
   }
 }
 
-// spike lists of a [B, N] spike tensor: idx[b * N + k], k < cnt[b] (branch-free compaction)
+// bit i set where p[i] != 0 (as C++ compares: NaN counts as nonzero), i < NzMask<S>::W
+template <typename S>
+struct NzMask {
+  static constexpr int W = 8;
+  static inline uint32_t get(const S* p) {
+    uint32_t m = 0;
+    for (int i = 0; i < W; ++i) m |= static_cast<uint32_t>(p[i] != S(0)) << i;
+    return m;
+  }
+};
+#if defined(__AVX2__)
+template <>
+struct NzMask<float> {
+  static constexpr int W = 8;
+  static inline uint32_t get(const float* p) {
+    return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(p), _mm256_setzero_ps(), _CMP_NEQ_UQ)));
+  }
+};
+template <>
+struct NzMask<double> {
+  static constexpr int W = 4;
+  static inline uint32_t get(const double* p) {
+    return static_cast<uint32_t>(_mm256_movemask_pd(_mm256_cmp_pd(_mm256_loadu_pd(p), _mm256_setzero_pd(), _CMP_NEQ_UQ)));
+  }
+};
+#endif
+
+// the indices j < n with p[j] != 0, ascending, written to out; returns how many. Whole blocks of
+// zeros (most of them at the spike and input densities here) cost one compare each.
+template <typename S>
+inline int64_t nonzero_list(const S* __restrict__ p, int64_t n, int32_t* __restrict__ out) {
+  constexpr int W = NzMask<S>::W;
+  int64_t c = 0, j = 0;
+  for (; j + W <= n; j += W) {
+    uint32_t m = NzMask<S>::get(p + j);
+    while (m) {
+      out[c++] = static_cast<int32_t>(j + __builtin_ctz(m));
+      m &= m - 1;
+    }
+  }
+  for (; j < n; ++j) {
+    out[c] = static_cast<int32_t>(j);
+    c += p[j] != S(0);
+  }
+  return c;
+}
+
+// spike lists of a [B, N] spike tensor: idx[b * N + k], k < cnt[b]
 template <typename S>
 inline int64_t spike_lists(const S* __restrict__ z, int64_t B, int64_t N, int32_t* __restrict__ idx,
                            int64_t* __restrict__ cnt) {
   int64_t total = 0;
   for (int64_t b = 0; b < B; ++b) {
-    int64_t c = 0;
-    const S* zb = z + b * N;
-    int32_t* ib = idx + b * N;
-    for (int64_t j = 0; j < N; ++j) {
-      ib[c] = static_cast<int32_t>(j);
-      c += zb[j] != S(0);
-    }
-    cnt[b] = c;
-    total += c;
+    cnt[b] = nonzero_list<S>(z + b * N, N, idx + b * N);
+    total += cnt[b];
   }
   return total;
 }
@@ -222,15 +265,80 @@ StepFn<S> pick_step(bool rz, bool ad, bool rf) {
 
 inline int64_t grain_rows(int64_t N) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(N, 1)); }
 
+// The nonzero entries of the input spikes x [R, K] (row r = step t, trial b: r = t B + b), as
+// row pointers ptr [R + 1] and column indices idx (ascending within a row); one scan of x.
+// Stops, returning false, as soon as more than dense_at entries are nonzero (the caller then
+// projects with one matmul): the same decision as counting all of them first.
 template <typename S>
-void forward_impl(const at::Tensor& cur, const at::Tensor& w, const at::Tensor& v0, const at::Tensor& a0,
-                  const at::Tensor& z0, const at::Tensor& r0, const at::Tensor& alpha_t, const at::Tensor& rho_t,
-                  const at::Tensor& vth_t, const at::Tensor& beta_t, const at::Tensor& nref_t, int64_t flags,
-                  int64_t shape_id, double width_d, double peak_d, double dense_thr, std::vector<at::Tensor>& out) {
-  const int64_t T = cur.size(0), B = cur.size(1), N = cur.size(2), BN = B * N;
+bool scan_events(const S* __restrict__ x, int64_t R, int64_t K, double dense_at, int64_t* __restrict__ ptr,
+                 int32_t* __restrict__ idx) {
+  int64_t c = 0;
+  ptr[0] = 0;
+  for (int64_t r = 0; r < R; ++r) {
+    c += nonzero_list<S>(x + r * K, K, idx + c);  // idx has room for K past the limit
+    ptr[r + 1] = c;
+    if (static_cast<double>(c) > dense_at) return false;
+  }
+  return true;
+}
+
+// The event lists of the input spikes, for the fused input projection (see fused.py).
+template <typename S>
+struct InputEvents {
+  const S* x;          // [R, K] input values
+  const int64_t* ptr;  // [R + 1] row pointers into idx
+  const int32_t* idx;  // nonzero columns of each row, ascending
+  const S* wt;         // W_in^T [K, N] (row j = the weights out of input j); forward only
+  int64_t K;
+};
+
+// o[0:N] = sum over the row's events, in index order, of x[r, j] W_in[:, j], starting from 0:
+// the arithmetic of the event-driven projection (a float xv == 1 adds the column as is)
+template <typename S>
+inline void project_row(const InputEvents<S>& in, int64_t r, int64_t N, S* __restrict__ o) {
+  std::memset(o, 0, sizeof(S) * N);
+  const S* xr = in.x + r * in.K;
+  for (int64_t e = in.ptr[r]; e < in.ptr[r + 1]; ++e) {
+    const int64_t j = in.idx[e];
+    const S xv = xr[j];
+    const S* __restrict__ w = in.wt + j * N;
+    if (xv == S(1)) {
+      for (int64_t i = 0; i < N; ++i) o[i] += w[i];
+    } else {
+      for (int64_t i = 0; i < N; ++i) o[i] += xv * w[i];
+    }
+  }
+}
+
+// dwt[j, :] += x[r, j] d[0:N] over the row's events (the weight gradient of the projection)
+template <typename S>
+inline void project_row_grad(const InputEvents<S>& in, int64_t r, int64_t N, const S* __restrict__ d,
+                             S* __restrict__ dwt) {
+  const S* xr = in.x + r * in.K;
+  for (int64_t e = in.ptr[r]; e < in.ptr[r + 1]; ++e) {
+    const int64_t j = in.idx[e];
+    const S xv = xr[j];
+    S* __restrict__ row = dwt + j * N;
+    if (xv == S(1)) {
+      for (int64_t i = 0; i < N; ++i) row[i] += d[i];
+    } else {
+      for (int64_t i = 0; i < N; ++i) row[i] += xv * d[i];
+    }
+  }
+}
+
+template <typename S>
+void forward_impl(int64_t T, const at::Tensor& cur, const InputEvents<S>* in, const at::Tensor& w,
+                  const at::Tensor& v0, const at::Tensor& a0, const at::Tensor& z0, const at::Tensor& r0,
+                  const at::Tensor& alpha_t, const at::Tensor& rho_t, const at::Tensor& vth_t,
+                  const at::Tensor& beta_t, const at::Tensor& nref_t, int64_t flags, int64_t shape_id,
+                  double width_d, double peak_d, double dense_thr, std::vector<at::Tensor>& out) {
+  // the input currents: cur [T, B, N], or (in != nullptr) projected from the input events
+  // step by step into a [B, N] buffer, right before the step reads them
+  const int64_t B = v0.size(0), N = v0.size(1), BN = B * N;
   const bool reset_zero = flags & RESET_ZERO, adaptive = flags & ADAPTIVE, refractory = flags & REFRACTORY;
   const bool record = flags & RECORD, keep_v = (flags & KEEP_V) || record;
-  auto opts = cur.options();
+  auto opts = v0.options();
   at::Tensor z = at::empty({T, B, N}, opts), sd = at::empty({T, B, N}, opts);
   at::Tensor vall = keep_v ? at::empty({T, B, N}, opts) : at::empty({0}, opts);
   at::Tensor aall = record ? at::empty({T, B, N}, opts) : at::empty({0}, opts);
@@ -240,7 +348,10 @@ void forward_impl(const at::Tensor& cur, const at::Tensor& w, const at::Tensor& 
   S *vp = v.data_ptr<S>(), *ap = a.data_ptr<S>(), *rp = r.data_ptr<S>(), *rec = rec_t.data_ptr<S>();
   Consts<S> c{alpha_t.data_ptr<S>(), rho_t.data_ptr<S>(), vth_t.data_ptr<S>(), beta_t.data_ptr<S>(),
               nref_t.data_ptr<S>()};
-  const S *wtp = wt.data_ptr<S>(), *curp = cur.data_ptr<S>();
+  at::Tensor proj_t = in ? at::empty({B, N}, opts) : at::empty({0}, opts);
+  const S* wtp = wt.data_ptr<S>();
+  const S* curp = in ? nullptr : cur.data_ptr<S>();
+  S* proj = in ? proj_t.data_ptr<S>() : nullptr;
   S *zo = z.data_ptr<S>(), *sdo = sd.data_ptr<S>();
   S* vo = keep_v ? vall.data_ptr<S>() : nullptr;
   S* ao = record ? aall.data_ptr<S>() : nullptr;
@@ -256,10 +367,12 @@ void forward_impl(const at::Tensor& cur, const at::Tensor& w, const at::Tensor& 
     // recurrent input W z[t-1]: from the columns of the neurons that spiked, or one matmul
     const bool dense = static_cast<double>(nnz) > dense_at;
     if (dense) at::mm_out(rec_t, t > 0 ? z.select(0, t - 1) : z0c, wt);
-    const S* ct = curp + t * BN;
+    const S* ct = in ? proj : curp + t * BN;
     S* zt = zo + t * BN;
     S* st = sdo + t * BN;
     at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
+      if (in)
+        for (int64_t b = b0; b < b1; ++b) project_row<S>(*in, t * B + b, N, proj + b * N);
       if (!dense) {
         std::memset(rec + b0 * N, 0, sizeof(S) * (b1 - b0) * N);
         accumulate_rows<S>(b0, b1, N, zp, idx.data(), cnt.data(), wtp, nullptr, rec, false);
@@ -331,12 +444,18 @@ void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor&
                    const at::Tensor& gaT, const at::Tensor& z, const at::Tensor& sd, const at::Tensor& vall,
                    const at::Tensor& v0, const at::Tensor& z0, const at::Tensor& factor, const at::Tensor& w,
                    const at::Tensor& alpha_t, const at::Tensor& rho_t, const at::Tensor& vth_t,
-                   const at::Tensor& beta_t, int64_t flags, double dense_thr, std::vector<at::Tensor>& out) {
+                   const at::Tensor& beta_t, int64_t flags, double dense_thr, const InputEvents<S>* in,
+                   const at::Tensor& readout, const at::Tensor& gf, std::vector<at::Tensor>& out) {
+  // in == nullptr: returns dL/dI [T, B, N] (= dv of every step); else the weight gradient of the
+  // input projection, dW_in^T[j, :] += x[t, b, j] dv[t][b, :] from each step's dv, and no dI.
+  // readout M [W, T] with gf = dL/d(filtered) [W, B, N] (filtered[w] = sum_t M[w, t] z[t]; both
+  // empty: none): dL/dz[t] += sum_w M[w, t] gf[w], added step by step (no [T, B, N] tensor)
   const int64_t T = z.size(0), B = z.size(1), N = z.size(2), BN = B * N;
   const bool reset_zero = flags & RESET_ZERO, adaptive = flags & ADAPTIVE;
   const bool detach_reset = flags & DETACH_RESET, detach_rec = flags & DETACH_REC, leak = flags & LEAK_AWARE;
   auto opts = z.options();
-  at::Tensor di = at::empty({T, B, N}, opts);
+  at::Tensor di = in ? at::empty({B, N}, opts) : at::empty({T, B, N}, opts);
+  at::Tensor dwint = in ? at::zeros({in->K, N}, opts) : at::empty({0}, opts);
   at::Tensor dwt = at::zeros({N, N}, opts);  // dW^T: row j collects the gradient of column j
   at::Tensor cv_t = gvT.numel() ? gvT.clone() : at::zeros({B, N}, opts);
   at::Tensor ca_t = gaT.numel() ? gaT.clone() : at::zeros({B, N}, opts);
@@ -345,6 +464,12 @@ void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor&
   const S* gzp = gz.numel() ? gz.data_ptr<S>() : nullptr;
   const S* gvp = gv.numel() ? gv.data_ptr<S>() : nullptr;
   const S* gap = ga.numel() ? ga.data_ptr<S>() : nullptr;
+  const int64_t W = gf.numel() ? readout.size(0) : 0;
+  TORCH_CHECK(!W || (readout.is_contiguous() && gf.is_contiguous() && readout.size(1) == T && gf.size(0) == W &&
+                     gf.numel() == W * BN),
+              "backward: readout must be [W, T] and its gradient [W, B, N], contiguous");
+  const S* Mp = W ? readout.data_ptr<S>() : nullptr;
+  const S* gfp = W ? gf.data_ptr<S>() : nullptr;
   const S *zpt = z.data_ptr<S>(), *sdp = sd.data_ptr<S>();
   const S* vallp = vall.numel() ? vall.data_ptr<S>() : nullptr;
   const S *v0p = v0.data_ptr<S>(), *z0p = z0.data_ptr<S>();
@@ -363,71 +488,55 @@ void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor&
     const S* zprev = t > 0 ? zpt + (t - 1) * BN : z0p;
     const S* vprev = need_v ? (t > 0 ? vallp + (t - 1) * BN : v0p) : nullptr;
     const S* sdt = sdp + t * BN;
-    S* dv = dip + t * BN;
+    S* dv = in ? dip : dip + t * BN;
+    at::Tensor dv_t = in ? di : di.select(0, t);
     at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
       const int64_t o = b0 * N, m = (b1 - b0) * N;
       if (gzp) add_into(cz + o, gzp + t * BN + o, m);
       if (gvp) add_into(cv + o, gvp + t * BN + o, m);
       if (gap) add_into(ca + o, gap + t * BN + o, m);
+      for (int64_t w = 0; w < W; ++w) {  // the readout's gradient: M[w, t] gf[w]
+        const S mwt = Mp[w * T + t];
+        const S* __restrict__ g = gfp + w * BN + o;
+        S* __restrict__ dst = cz + o;
+        for (int64_t k = 0; k < m; ++k) dst[k] += mwt * g[k];
+      }
       step(b0, b1, N, c, sdt, fp, zprev, vprev, cv, ca, cz, dv);
     });
     // dL/dz[t-1] through W z[t-1]: (dv W)[b, j], torch's BLAS (a hand-written loop of fused
     // multiply-adds measured 2.3x slower at N = 128, 2.7x at N = 512)
     // (the BLAS call addmm_ would make, without its per-call dispatch: gemm_acc)
-    if (!detach_rec && !gemm_acc<S>(B, N, N, dv, wp, cz)) cz_t.addmm_(di.select(0, t), w);
+    if (!detach_rec && !gemm_acc<S>(B, N, N, dv, wp, cz)) cz_t.addmm_(dv_t, w);
+    // dW_in[:, j] += sum_b x[t][b, j] dv[b, :], from the input events of step t
+    if (in)
+      for (int64_t b = 0; b < B; ++b) project_row_grad<S>(*in, t * B + b, N, dv + b * N, dwint.data_ptr<S>());
     // dW[i, j] += sum_b dv[b, i] z[t-1][b, j], from the spikes of step t-1
     const int64_t nnz = spike_lists(zprev, B, N, idx.data(), cnt.data());
     if (nnz == 0) continue;
     if (static_cast<double>(nnz) > dense_at) {
-      dwt.addmm_((t > 0 ? z.select(0, t - 1) : z0).t(), di.select(0, t));
+      dwt.addmm_((t > 0 ? z.select(0, t - 1) : z0).t(), dv_t);
     } else {
       accumulate_rows<S>(0, B, N, zprev, idx.data(), cnt.data(), nullptr, dv, dwtp, true);
     }
   }
-  out = {di, dwt.t().contiguous(), cv_t, ca_t, cz_t};
+  out = {in ? dwint.t().contiguous() : di, dwt.t().contiguous(), cv_t, ca_t, cz_t};
 }
 
 template <typename S>
-void project_forward_impl(const at::Tensor& x, const at::Tensor& w_in, at::Tensor& out) {
-  const int64_t R = x.size(0), K = x.size(1), N = w_in.size(0);
-  at::Tensor wt = w_in.t().contiguous();  // row j = the weights out of input j
-  const S *xp = x.data_ptr<S>(), *wtp = wt.data_ptr<S>();
-  S* op = out.data_ptr<S>();
-  at::parallel_for(0, R, std::max<int64_t>(1, 16384 / std::max<int64_t>(N, 1)), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      S* __restrict__ o = op + r * N;
-      for (int64_t j = 0; j < K; ++j) {
-        const S xv = xp[r * K + j];
-        if (xv == S(0)) continue;
-        const S* __restrict__ w = wtp + j * N;
-        if (xv == S(1)) {
-          for (int64_t i = 0; i < N; ++i) o[i] += w[i];
-        } else {
-          for (int64_t i = 0; i < N; ++i) o[i] += xv * w[i];
-        }
-      }
-    }
+void project_forward_impl(const InputEvents<S>& in, int64_t R, at::Tensor& out) {
+  const int64_t N = out.size(1);
+  S* op = out.data_ptr<S>();  // at::empty: project_row zeroes each row before adding to it
+  at::parallel_for(0, R, grain_rows(N), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) project_row<S>(in, r, N, op + r * N);
   });
 }
 
 template <typename S>
-void project_backward_impl(const at::Tensor& x, const at::Tensor& di, at::Tensor& dwt) {
-  const int64_t R = x.size(0), K = x.size(1), N = di.size(1);
-  const S *xp = x.data_ptr<S>(), *dp = di.data_ptr<S>();
+void project_backward_impl(const InputEvents<S>& in, int64_t R, const at::Tensor& di, at::Tensor& dwt) {
+  const int64_t N = di.size(1);
+  const S* dp = di.data_ptr<S>();
   S* wp = dwt.data_ptr<S>();
-  for (int64_t r = 0; r < R; ++r) {
-    const S* __restrict__ d = dp + r * N;
-    for (int64_t j = 0; j < K; ++j) {
-      const S xv = xp[r * K + j];
-      if (xv == S(0)) continue;
-      S* __restrict__ row = wp + j * N;
-      if (xv == S(1)) {
-        for (int64_t i = 0; i < N; ++i) row[i] += d[i];
-      } else {
-        for (int64_t i = 0; i < N; ++i) row[i] += xv * d[i];
-      }
-    }
-  }
+  for (int64_t r = 0; r < R; ++r) project_row_grad<S>(in, r, N, dp + r * N, wp);
 }
 
 
@@ -561,19 +670,48 @@ void eprop_adjoint_impl(const at::Tensor& x, const at::Tensor& z, const at::Tens
 
 }  // namespace
 
-// event-driven input projection: out[r] = sum_{j : x[r, j] != 0} x[r, j] W_in[:, j]; x [R, K]
-at::Tensor project_forward(at::Tensor x, at::Tensor w_in) {
-  at::Tensor out = at::zeros({x.size(0), w_in.size(0)}, x.options());
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "cognet_project_forward",
-                             [&] { project_forward_impl<scalar_t>(x, w_in, out); });
+// the input events of x ([R, K] or [T, B, K], contiguous): {ptr [R + 1] int64, idx int32}, or two
+// empty tensors if more than dense_thr of the entries of x are nonzero (see scan_events)
+std::vector<at::Tensor> input_events(at::Tensor x, double dense_thr) {
+  TORCH_CHECK(x.is_contiguous() && x.dim() >= 2, "input_events: x must be contiguous, [R, K] or [T, B, K]");
+  const int64_t K = x.size(-1), R = K ? x.numel() / K : 0;
+  const double dense_at = dense_thr * static_cast<double>(x.numel());
+  const int64_t room = std::min<int64_t>(R * K, static_cast<int64_t>(std::max(dense_at, 0.0))) + K + 1;
+  at::Tensor ptr = at::empty({R + 1}, x.options().dtype(at::kLong));
+  at::Tensor idx = at::empty({room}, x.options().dtype(at::kInt));
+  bool sparse = false;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "cognet_input_events", [&] {
+    sparse = scan_events<scalar_t>(x.data_ptr<scalar_t>(), R, K, dense_at, ptr.data_ptr<int64_t>(),
+                                   idx.data_ptr<int32_t>());
+  });
+  if (!sparse) return {at::empty({0}, ptr.options()), at::empty({0}, idx.options())};
+  return {ptr, idx.narrow(0, 0, ptr[R].item<int64_t>())};
+}
+
+template <typename S>
+InputEvents<S> events_of(const at::Tensor& x, const at::Tensor& ptr, const at::Tensor& idx, const at::Tensor& wt) {
+  TORCH_CHECK(x.is_contiguous() && ptr.is_contiguous() && idx.is_contiguous(), "input events must be contiguous");
+  return InputEvents<S>{x.data_ptr<S>(), ptr.data_ptr<int64_t>(), idx.data_ptr<int32_t>(),
+                        wt.defined() && wt.numel() ? wt.data_ptr<S>() : nullptr, x.size(-1)};
+}
+
+// event-driven input projection: out[r] = sum_{j : x[r, j] != 0} x[r, j] W_in[:, j]; x [R, K],
+// (ptr, idx) its input_events
+at::Tensor project_forward(at::Tensor x, at::Tensor ptr, at::Tensor idx, at::Tensor w_in) {
+  at::Tensor out = at::empty({x.size(0), w_in.size(0)}, x.options());
+  at::Tensor wt = w_in.t().contiguous();  // row j = the weights out of input j
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "cognet_project_forward", [&] {
+    project_forward_impl<scalar_t>(events_of<scalar_t>(x, ptr, idx, wt), x.size(0), out);
+  });
   return out;
 }
 
 // its weight gradient dW_in[:, j] = sum_{r : x[r, j] != 0} x[r, j] dI[r]; returns [N, K]
-at::Tensor project_backward(at::Tensor x, at::Tensor di) {
+at::Tensor project_backward(at::Tensor x, at::Tensor ptr, at::Tensor idx, at::Tensor di) {
   at::Tensor dwt = at::zeros({x.size(1), di.size(1)}, x.options());
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "cognet_project_backward",
-                             [&] { project_backward_impl<scalar_t>(x, di, dwt); });
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "cognet_project_backward", [&] {
+    project_backward_impl<scalar_t>(events_of<scalar_t>(x, ptr, idx, at::Tensor()), x.size(0), di, dwt);
+  });
   return dwt.t().contiguous();
 }
 
@@ -583,8 +721,27 @@ std::vector<at::Tensor> forward(at::Tensor cur, at::Tensor w, at::Tensor v0, at:
                                 double dense_thr) {
   std::vector<at::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(cur.scalar_type(), "cognet_fused_forward", [&] {
-    forward_impl<scalar_t>(cur, w, v0, a0, z0, r0, alpha, rho, vth, beta, nref, flags, shape_id, width, peak,
-                           dense_thr, out);
+    forward_impl<scalar_t>(cur.size(0), cur, nullptr, w, v0, a0, z0, r0, alpha, rho, vth, beta, nref, flags,
+                           shape_id, width, peak, dense_thr, out);
+  });
+  return out;
+}
+
+// forward with the input projection fused in: x [T, B, K] input spikes, (ptr, idx) their
+// input_events, w_in [N, K]; the currents of each step are projected right before it
+std::vector<at::Tensor> forward_inputs(at::Tensor x, at::Tensor ptr, at::Tensor idx, at::Tensor w_in, at::Tensor w,
+                                       at::Tensor v0, at::Tensor a0, at::Tensor z0, at::Tensor r0,
+                                       at::Tensor alpha, at::Tensor rho, at::Tensor vth, at::Tensor beta,
+                                       at::Tensor nref, int64_t flags, int64_t shape_id, double width, double peak,
+                                       double dense_thr) {
+  TORCH_CHECK(x.dim() == 3 && x.size(1) == v0.size(0) && w_in.size(0) == v0.size(1) && w_in.size(1) == x.size(2),
+              "forward_inputs: x [T, B, K], w_in [N, K] and the state [B, N] do not fit");
+  std::vector<at::Tensor> out;
+  at::Tensor wt = w_in.t().contiguous();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "cognet_fused_forward_inputs", [&] {
+    const InputEvents<scalar_t> in = events_of<scalar_t>(x, ptr, idx, wt);
+    forward_impl<scalar_t>(x.size(0), at::Tensor(), &in, w, v0, a0, z0, r0, alpha, rho, vth, beta, nref, flags,
+                           shape_id, width, peak, dense_thr, out);
   });
   return out;
 }
@@ -592,11 +749,28 @@ std::vector<at::Tensor> forward(at::Tensor cur, at::Tensor w, at::Tensor v0, at:
 std::vector<at::Tensor> backward(at::Tensor gz, at::Tensor gv, at::Tensor ga, at::Tensor gvT, at::Tensor gaT,
                                  at::Tensor z, at::Tensor sd, at::Tensor vall, at::Tensor v0, at::Tensor z0,
                                  at::Tensor factor, at::Tensor w, at::Tensor alpha, at::Tensor rho, at::Tensor vth,
-                                 at::Tensor beta, int64_t flags, double dense_thr) {
+                                 at::Tensor beta, int64_t flags, double dense_thr, at::Tensor readout,
+                                 at::Tensor gf) {
   std::vector<at::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "cognet_fused_backward", [&] {
     backward_impl<scalar_t>(gz, gv, ga, gvT, gaT, z, sd, vall, v0, z0, factor, w, alpha, rho, vth, beta, flags,
-                            dense_thr, out);
+                            dense_thr, nullptr, readout, gf, out);
+  });
+  return out;
+}
+
+// backward of forward_inputs: returns {dW_in [N, K], dW, dv0, da0, dz0} (no dI); readout, gf as in backward
+std::vector<at::Tensor> backward_inputs(at::Tensor x, at::Tensor ptr, at::Tensor idx, at::Tensor gz, at::Tensor gv,
+                                        at::Tensor ga, at::Tensor gvT, at::Tensor gaT, at::Tensor z, at::Tensor sd,
+                                        at::Tensor vall, at::Tensor v0, at::Tensor z0, at::Tensor factor,
+                                        at::Tensor w, at::Tensor alpha, at::Tensor rho, at::Tensor vth,
+                                        at::Tensor beta, int64_t flags, double dense_thr, at::Tensor readout,
+                                        at::Tensor gf) {
+  std::vector<at::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "cognet_fused_backward_inputs", [&] {
+    const InputEvents<scalar_t> in = events_of<scalar_t>(x, ptr, idx, at::Tensor());
+    backward_impl<scalar_t>(gz, gv, ga, gvT, gaT, z, sd, vall, v0, z0, factor, w, alpha, rho, vth, beta, flags,
+                            dense_thr, &in, readout, gf, out);
   });
   return out;
 }

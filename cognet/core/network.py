@@ -1,7 +1,8 @@
 """The recurrent spiking network: input spikes -> LIF/ALIF population -> leaky readout.
 
 A thin :class:`torch.nn.Module` around :func:`cognet.core.functional.simulate` (the
-``reference`` engine) or :func:`cognet.core.fused.simulate_fused` (the ``fused`` one); the
+``reference`` engine) or :func:`cognet.core.fused.simulate_fused_readout` (the ``fused`` one,
+with the input projection ``W_in x`` and the readout's gradient inside its kernels); the
 ``engine`` argument picks one (``auto``: fused on CPU, reference elsewhere, see
 :func:`cognet.core.fused.resolve_engine`). Both give the same spikes and gradients.
 
@@ -56,7 +57,7 @@ from torch import nn
 from cognet.core.bntt import BNTT
 from cognet.core.conv import ConvFrontEnd, ConvGeometry
 from cognet.core.functional import ALIFState, Trajectory, constants, simulate
-from cognet.core.fused import ENGINES, project_inputs, resolve_engine, simulate_fused
+from cognet.core.fused import ENGINES, resolve_engine, simulate_fused_readout
 from cognet.core.params import NeuronParams
 from cognet.core.surrogate import Surrogate
 
@@ -279,22 +280,27 @@ class RSNN(nn.Module):
         chosen = ("reference" if self.needs_reference_path
                   else resolve_engine(self.engine, x.device, x.dtype, self.surrogate))
         conv_z = None
-        if self.conv is not None:
-            front = self.conv(x)
-            conv_z = front.z
-            currents = torch.nn.functional.linear(front.pooled, self.w_in)
-        elif chosen == "fused":  # event-driven from the input spikes (or one matmul if dense)
-            currents = project_inputs(x, self.w_in)
+        switches = dict(detach_reset=self.detach_reset, detach_recurrent=self.detach_recurrent,
+                        leak_aware=self.leak_aware, record_state=record_state)
+        if chosen == "fused":  # no conv, BNTT or dropout here (needs_reference_path)
+            # the input projection fused into the kernels, event-driven from the input spikes
+            # (one matmul where x is dense or needs a gradient), and the readout's gradient
+            # added into dL/dz inside the kernel's backward; the same logits as self.readout
+            traj, filtered = simulate_fused_readout(
+                x, self.w_in, self.effective_w_rec(), self.readout_weights(windows, x.shape[0]), self.consts,
+                self.surrogate, state, **switches)
+            logits = torch.nn.functional.linear(filtered, self.w_out, self.b_out)
         else:
-            currents = torch.nn.functional.linear(x, self.w_in)  # all steps in one matmul
-        if self.bntt is not None:
-            currents = self.bntt(currents)
-        extra = {} if chosen == "fused" else {"rec_drop": rec_drop}
-        sim = simulate_fused if chosen == "fused" else simulate
-        traj = sim(
-            currents, self.effective_w_rec(), self.consts, self.surrogate, state,
-            detach_reset=self.detach_reset, detach_recurrent=self.detach_recurrent,
-            leak_aware=self.leak_aware, record_state=record_state, **extra,
-        )
-        z_seen = traj.z if rec_drop is None else traj.z * rec_drop
-        return NetOutput(traj.z, self.readout(z_seen, windows), traj, masks, conv_z)
+            if self.conv is not None:
+                front = self.conv(x)
+                conv_z = front.z
+                currents = torch.nn.functional.linear(front.pooled, self.w_in)
+            else:
+                currents = torch.nn.functional.linear(x, self.w_in)  # all steps in one matmul
+            if self.bntt is not None:
+                currents = self.bntt(currents)
+            traj = simulate(currents, self.effective_w_rec(), self.consts, self.surrogate, state,
+                            rec_drop=rec_drop, **switches)
+            z_seen = traj.z if rec_drop is None else traj.z * rec_drop
+            logits = self.readout(z_seen, windows)
+        return NetOutput(traj.z, logits, traj, masks, conv_z)
