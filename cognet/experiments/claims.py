@@ -713,21 +713,31 @@ class Sparse(Experiment):
 
     def plot(self, rows, an, path):
         plt = _plt()
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
         extra = list(an.numbers.get("axes", []))
-        for key in dict.fromkeys(tuple(g[k] for k in ["task", *extra]) for g in an.table):
+        keys = list(dict.fromkeys(tuple(g[k] for k in ["task", *extra]) for g in an.table))
+        # one colour per line from a 20-colour map (the default cycle repeats after 10), a
+        # marker per 10 lines, and one legend beside the plots so that it hides no data
+        cmap = plt.get_cmap("tab10" if len(keys) <= 10 else "tab20")
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10 + (2.5 if len(keys) > 4 else 0), 4))
+        for i, key in enumerate(keys):
             label = key[0] + "".join(f", {k}={v}" for k, v in zip(extra, key[1:]))
             gs = [g for g in an.table if tuple(g[k] for k in ["task", *extra]) == key]
             rs = [r for r in rows if tuple(r[k] for k in ["task", *extra]) == key]
-            line = a1.errorbar([g["mean_rate_hz_mean"] for g in gs], [g["accuracy_mean"] for g in gs],
-                               xerr=[_ci(g, "mean_rate_hz") for g in gs], yerr=[_ci(g, "accuracy") for g in gs],
-                               marker="o", capsize=3, label=label)
+            style = dict(color=cmap(i % cmap.N), marker="os^Dv"[(i // 10) % 5], capsize=3)
+            a1.errorbar([g["mean_rate_hz_mean"] for g in gs], [g["accuracy_mean"] for g in gs],
+                        xerr=[_ci(g, "mean_rate_hz") for g in gs], yerr=[_ci(g, "accuracy") for g in gs],
+                        label=label, **style)
             a1.scatter([r["mean_rate_hz"] for r in rs], [r["accuracy"] for r in rs], s=8, alpha=0.4,
-                       color=line[0].get_color())
+                       color=style["color"])
             a2.errorbar([g["rate_target_hz"] for g in gs], [g["mean_rate_hz_mean"] for g in gs],
-                        yerr=[_ci(g, "mean_rate_hz") for g in gs], marker="o", capsize=3, label=label)
-        for task in dict.fromkeys(r["task"] for r in rows):
-            a1.axhline(_chance(rows, task), color="gray", ls=":", label=f"chance ({task})")
+                        yerr=[_ci(g, "mean_rate_hz") for g in gs], **style)
+        tasks_ = list(dict.fromkeys(r["task"] for r in rows))
+        for task in tasks_:  # in the colour of the task's (first) line
+            i = next(j for j, k in enumerate(keys) if k[0] == task)
+            a1.axhline(_chance(rows, task), color=cmap(i % cmap.N), ls=":", lw=0.8,
+                       label="chance" if len(tasks_) == 1 else None)
+        if len(tasks_) > 1:
+            a1.plot([], [], color="gray", ls=":", lw=0.8, label="chance (in each task's colour)")
         a1.axhline(self.THRESHOLD, color="k", ls="--", lw=0.6, label=f"{self.THRESHOLD:.2f}")
         xs = sorted({r["rate_target_hz"] for r in rows})
         a2.plot(xs, xs, "k--", lw=0.8, label="target")
@@ -735,15 +745,20 @@ class Sparse(Experiment):
         a1.set_xlabel("measured mean firing rate (Hz; points: single runs)")
         _log_ticks(a2, xs)
         a2.set_xlabel("firing-rate target (Hz)")
-        for ax in (a1, a2):
-            ax.legend(fontsize=8)
+        handles = a1.get_legend_handles_labels()
+        extra_h = a2.get_legend_handles_labels()
+        if len(keys) > 4:
+            fig.legend(handles[0] + extra_h[0], handles[1] + extra_h[1], fontsize=7, loc="center right")
+        else:
+            a1.legend(fontsize=8)
+            a2.legend(fontsize=8)
         a1.set_ylabel(_metric_label(rows))
         a2.set_ylabel("measured mean rate (Hz)")
         _log_ticks(a2, xs, "y")
         _ci_caption(fig)
         a1.set_title("accuracy vs measured rate")
         a2.set_title("measured vs target rate")
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 0.8 if len(keys) > 4 else 1, 1))
         fig.savefig(path, dpi=120, format="png")
         plt.close(fig)
 
