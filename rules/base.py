@@ -44,36 +44,29 @@ def rate_scale(target_hz: float) -> float:
 RATE_REG_FORMS = ("neuron", "population", "above")
 
 
-def _check_form(form: str) -> None:
+def _deviation(rates_hz: torch.Tensor, target_hz: float, form: str) -> torch.Tensor:
+    """Per neuron, the deviation from the target each form penalises: ``r_j - f0`` (neuron),
+    ``max(r_j - f0, 0)`` (above), or the mean's ``mean_k r_k - f0`` for every neuron
+    (population), so that ``E_reg = c mean_j (dev_j / s)^2`` in every form."""
     if form not in RATE_REG_FORMS:
         raise ValueError(f"rate regulariser form must be one of {', '.join(RATE_REG_FORMS)}, got {form!r}")
+    if form == "population":
+        return (rates_hz.mean() - target_hz).expand_as(rates_hz)
+    dev = rates_hz - target_hz
+    return dev.clamp(min=0.0) if form == "above" else dev
 
 
 def rate_penalty(z: torch.Tensor, dt_ms: float, target_hz: float, coef: float, form: str = "neuron") -> torch.Tensor:
     """``E_reg`` above for spikes ``z`` ``[T, B, n]`` (differentiable)."""
-    _check_form(form)
     rates = z.mean(dim=(0, 1)) * (1000.0 / dt_ms)
-    s = rate_scale(target_hz)
-    if form == "population":
-        return coef * ((rates.mean() - target_hz) / s) ** 2
-    dev = rates - target_hz
-    if form == "above":
-        dev = dev.clamp(min=0.0)
-    return coef * ((dev / s) ** 2).mean()
+    return coef * ((_deviation(rates, target_hz, form) / rate_scale(target_hz)) ** 2).mean()
 
 
 def rate_penalty_grad(rates_hz: torch.Tensor, target_hz: float, coef: float, form: str = "neuron") -> torch.Tensor:
     """d E_reg / d r_j per neuron (Hz^-1), for the online rules (the same for every neuron in
     the ``population`` form)."""
-    _check_form(form)
     s = rate_scale(target_hz)
-    if form == "population":
-        dev = (rates_hz.mean() - target_hz).expand_as(rates_hz)
-    else:
-        dev = rates_hz - target_hz
-        if form == "above":
-            dev = dev.clamp(min=0.0)
-    return 2.0 * coef * dev / (s * s) / rates_hz.numel()
+    return 2.0 * coef * _deviation(rates_hz, target_hz, form) / (s * s) / rates_hz.numel()
 
 
 class LearningRule:

@@ -339,6 +339,22 @@ def _flags(c: StepConstants, detach_reset: bool, detach_recurrent: bool, leak_aw
     return flags
 
 
+def _kernel_args(like: torch.Tensor, B: int, n: int, readout: Optional[torch.Tensor], c: StepConstants,
+                 spike_fn: Surrogate, state: Optional[ALIFState], detach_reset: bool, detach_recurrent: bool,
+                 leak_aware: bool, record_state: bool, dense_threshold: float) -> tuple:
+    """The arguments both autograd functions take after ``w_rec`` (initial state, readout,
+    constants, surrogate, flags, threshold), once the engine is known to cover ``like``'s
+    device and dtype and ``spike_fn``; ``state=None``: the zero state of ``B x n`` neurons."""
+    reason = fused_supported(like.device, like.dtype, spike_fn)
+    if reason is not None:
+        raise ValueError(reason)
+    if state is None:
+        state = initial_state(B, n, like.device, like.dtype)
+    flags = _flags(c, detach_reset, detach_recurrent, leak_aware, record_state)
+    return (state.v, state.a, state.z, state.r, readout, c, SHAPE_IDS[spike_fn.name], float(spike_fn.width),
+            float(spike_fn.peak), flags, float(dense_threshold))
+
+
 def _trajectory(out, record_state: bool) -> Trajectory:
     z, vall, aall, vT, aT, rT = out[:6]
     return Trajectory(
@@ -360,17 +376,10 @@ def simulate_fused(
     dense_threshold: float = DENSE_THRESHOLD,
 ) -> Trajectory:
     """:func:`cognet.core.functional.simulate` on the fused engine (same arguments, same result)."""
-    reason = fused_supported(currents.device, currents.dtype, spike_fn)
-    if reason is not None:
-        raise ValueError(reason)
-    T, B, n = currents.shape
-    if state is None:
-        state = initial_state(B, n, currents.device, currents.dtype)
-    flags = _flags(c, detach_reset, detach_recurrent, leak_aware, record_state)
-    out = _FusedALIF.apply(
-        currents, w_rec, state.v, state.a, state.z, state.r, None, c, SHAPE_IDS[spike_fn.name],
-        float(spike_fn.width), float(spike_fn.peak), flags, float(dense_threshold))
-    return _trajectory(out, record_state)
+    _, B, n = currents.shape
+    tail = _kernel_args(currents, B, n, None, c, spike_fn, state, detach_reset, detach_recurrent, leak_aware,
+                        record_state, dense_threshold)
+    return _trajectory(_FusedALIF.apply(currents, w_rec, *tail), record_state)
 
 
 def simulate_fused_inputs(
@@ -415,16 +424,9 @@ def simulate_fused_readout(
     into ``dL/dz[t]`` step by step instead of autograd building the ``[T, B, n]`` product
     ``M^T dL/d(filtered)`` (and adding it to the other gradients of ``z``). What
     :class:`~cognet.core.network.RSNN` runs on this engine. ``readout=None``: ``(trajectory, None)``."""
-    reason = fused_supported(x.device, x.dtype, spike_fn)
-    if reason is not None:
-        raise ValueError(reason)
-    T, B, _ = x.shape
-    if state is None:
-        state = initial_state(B, w_in.shape[0], x.device, x.dtype)
-    flags = _flags(c, detach_reset, detach_recurrent, leak_aware, record_state)
+    tail = _kernel_args(x, x.shape[1], w_in.shape[0], readout, c, spike_fn, state, detach_reset, detach_recurrent,
+                        leak_aware, record_state, dense_threshold)
     ev = input_events(x, dense_threshold)
-    tail = (state.v, state.a, state.z, state.r, readout, c, SHAPE_IDS[spike_fn.name], float(spike_fn.width),
-            float(spike_fn.peak), flags, float(dense_threshold))
     if ev is None:  # dense or differentiable x: the currents as one matmul
         out = _FusedALIF.apply(torch.nn.functional.linear(x, w_in), w_rec, *tail)
     else:

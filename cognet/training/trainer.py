@@ -501,8 +501,8 @@ class Trainer:
                     annealing = self.iteration < tc.anneal_iterations()
                     if not annealing:
                         self.best = max(self.best, ev[metric])
-                    if tc.keep_best and not annealing:
-                        self._remember_if_best(ev, metric)
+                        if tc.keep_best:
+                            self._remember_if_best(ev, metric)
                     self._log({"iteration": self.iteration, "eval": True,
                                **{k: v for k, v in ev.items() if k != "rates_hz"}})
                     if bar is not None:
