@@ -200,15 +200,15 @@ class DupRevTask(Task):
         C = len(self.channels())
         n_sym_ch = 2 * w if p.encoding == "binary" else self.n_values
         active = torch.zeros(2 * L + 2, batch, C)
-        for b, (s, t) in enumerate(zip(strings, task)):
-            for i, v in enumerate(s):
-                if p.encoding == "binary":
-                    for k, bit in enumerate(bits_of(v, w)):
-                        active[i, b, 2 * k + bit] = 1.0
-                else:
-                    active[i, b, v - 1] = 1.0
-            cue_steps = 1 if p.cue_once else L
-            active[:cue_steps, b, n_sym_ch + t] = 1.0
+        sym = torch.tensor(strings, dtype=torch.long).T  # [L, B] symbol values
+        steps, trials = torch.arange(L)[:, None], torch.arange(batch)[None, :]
+        if p.encoding == "binary":  # bit k of a symbol: channel 2 k + bit
+            for k in range(w):
+                active[steps, trials, 2 * k + ((sym >> k) & 1)] = 1.0
+        else:
+            active[steps, trials, sym - 1] = 1.0
+        cue_steps = 1 if p.cue_once else L
+        active[:cue_steps, torch.arange(batch), n_sym_ch + torch.tensor(task, dtype=torch.long)] = 1.0
         active[L, :, n_sym_ch + 2] = 1.0
         active[L + 1:, :, n_sym_ch + 3] = 1.0
         answers = [list(s) if t == 0 else list(reversed(s)) for s, t in zip(strings, task)]  # list operations

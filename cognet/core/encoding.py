@@ -39,10 +39,14 @@ def rate_encode(
     if not (0 <= p_off <= 1 and 0 <= p_on <= 1):
         raise ValueError(f"rates {rate_off_hz}/{rate_on_hz} Hz give spike probabilities outside [0, 1] at dt={dt_ms} ms")
     S, B, C = active.shape
+    n = C * neurons_per_channel
     prob = p_off + (p_on - p_off) * active.float()  # [S, B, C]
     prob = prob.repeat_interleave(neurons_per_channel, dim=2)  # [S, B, C*k]
-    prob = prob.repeat_interleave(steps_per_symbol, dim=0)  # [T, B, C*k]
-    return (torch.rand(prob.shape, generator=generator) < prob).float()
+    # the uniforms of step t = s * steps_per_symbol + j in the same order as a [T, B, C*k] draw,
+    # compared in place with their symbol step's probabilities (no [T, B, C*k] probability tensor)
+    u = torch.rand((S, steps_per_symbol, B, n), generator=generator)
+    torch.lt(u, prob[:, None], out=u)
+    return u.view(S * steps_per_symbol, B, n)
 
 
 def bits_of(value: int, width: int) -> list:
