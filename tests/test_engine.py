@@ -96,6 +96,34 @@ def test_fused_equals_reference_float64(reset, adaptive, refractory, detach_rese
         assert not torch.equal(free.z, ref.z)
 
 
+@pytest.mark.parametrize("reset,adaptive,refractory,detach_reset,detach_recurrent,leak_aware", SWITCHES)
+def test_masked_backward_product_equals_reference(monkeypatch, reset, adaptive, refractory, detach_reset,
+                                                  detach_recurrent, leak_aware):
+    # BACKWARD_DENSE_THRESHOLD = 1: at every step (but the first) dv[t] W only where sd[t-1] != 0
+    monkeypatch.setattr(fused, "BACKWARD_DENSE_THRESHOLD", 1.0)
+    seed = SWITCHES.index((reset, adaptive, refractory, detach_reset, detach_recurrent, leak_aware))
+    p, cur, w, st, _ = _case(500 + seed, reset, adaptive, refractory, state=True)
+    sur = Surrogate("triangle", width=0.3)  # compact support: many sd entries are exactly 0
+    ref = _compare(p, cur, w, st, sur, record=True, detach_reset=detach_reset, detach_recurrent=detach_recurrent,
+                   leak_aware=leak_aware)
+    c = constants(p, dtype=torch.float64)
+    u = (ref.v - c.v_th - c.beta * ref.a) / c.v_th if adaptive else (ref.v - c.v_th) / c.v_th
+    zero = float((u.abs() >= 0.3).double().mean())
+    assert 0.2 < zero < 0.98, f"the test network's sd should be partly zero (zero fraction {zero:.2f})"
+
+
+@pytest.mark.parametrize("back", [0.0, 1.0])
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_backward_product_masked_or_whole_every_shape(monkeypatch, name, back):
+    monkeypatch.setattr(fused, "BACKWARD_DENSE_THRESHOLD", back)
+    p, cur, w, st, _ = _case(600 + sorted(SHAPES).index(name), "zero", True, True, state=True)
+    _compare(p, cur, w, st, Surrogate.make(name, width=0.5, peak=0.4), detach_reset=False, leak_aware=True)
+    rng = np.random.default_rng(650 + sorted(SHAPES).index(name))
+    x = _input_spikes(40, 3, 25, 0.1, torch.float64, 8)
+    _compare_rsnn(_params(12, rng, "subtract", True, True), x, Surrogate.make(name, width=0.5, peak=0.4),
+                  state=_random_state(3, 12, 4), detach_reset=False)
+
+
 @pytest.mark.parametrize("name", sorted(SHAPES))
 def test_every_surrogate_shape(name):
     p, cur, w, st, _ = _case(100 + sorted(SHAPES).index(name), "subtract", True, True)
@@ -487,3 +515,40 @@ def test_fused_readout_gradient_folded_into_the_kernel(density, loss_on):
         if k in ("w_in", "w_rec") or loss_on != "z":
             assert want.abs().max() > 0, k
         assert _rel(grads["fused"][k], want) <= 1e-10, k
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rate_penalty_gradient_reaches_the_kernel_per_neuron_and_equals_torchs_mean(monkeypatch, dtype):
+    # rules.base.rate_penalty's gradient of z is one value per neuron broadcast over [T, B]: the
+    # kernel adds it per row (no [T, B, n] tensor); the same numbers as torch's z.mean backward
+    import rules.base as rb
+
+    seen = []
+    real = fused._grads_in
+
+    def spy(ctx, z, gz, *rest):
+        out = real(ctx, z, gz, *rest)
+        seen.append(out[0][0].dim())
+        return out
+
+    monkeypatch.setattr(fused, "_grads_in", spy)
+
+    def grads(custom):
+        p = NeuronParams(n=40, beta=[0.0] * 20 + [0.5] * 20, refractory_ms=2.0)
+        net = RSNN(30, p, 3, generator=torch.Generator().manual_seed(1), dtype=dtype, engine="fused",
+                   input_scale=5.0)
+        x = (torch.rand(80, 6, 30, generator=torch.Generator().manual_seed(2)) < 0.1).to(dtype)
+        o = net(x, [(40, 50), (70, 80)])
+        if custom:
+            reg = rb.rate_penalty(o.z, 1.0, 10.0, 0.5)
+        else:
+            rates = o.z.mean(dim=(0, 1)) * 1000.0
+            reg = 0.5 * ((rb._deviation(rates, 10.0, "neuron") / rb.rate_scale(10.0)) ** 2).mean()
+        (o.logits.pow(2).sum() + reg).backward()
+        return {k: q.grad.clone() for k, q in net.named_parameters()}
+
+    a = grads(True)
+    b = grads(False)
+    assert seen == [1, 3]  # per neuron with rate_penalty, a whole [T, B, n] tensor with torch's mean
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

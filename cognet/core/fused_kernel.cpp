@@ -179,6 +179,39 @@ inline void accumulate_rows(int64_t b0, int64_t b1, int64_t N, const S* __restri
   }
 }
 
+// sum_i a[i] b[i] with 32 independent partial sums: vectorisable without reassociating any one
+// sum, and four vector registers of them, so that the additions do not wait on each other's
+// latency (the result differs from a BLAS dot only in the order of the additions)
+template <typename S>
+inline S dot32(const S* __restrict__ a, const S* __restrict__ b, int64_t n) {
+  constexpr int L = 32;
+  S acc[L];
+  for (int l = 0; l < L; ++l) acc[l] = S(0);
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+    for (int l = 0; l < L; ++l) acc[l] += a[i + l] * b[i + l];
+  for (int h = L / 2; h > 0; h /= 2)
+    for (int l = 0; l < h; ++l) acc[l] += acc[l + h];
+  S s = acc[0];
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// c[b, j] += dv[b, :] . wt[j, :] (= (dv W)[b, j]) only for the listed j of each row b: the entries
+// of dL/dz[t-1] that the next backward step multiplies by a nonzero surrogate derivative
+template <typename S>
+inline void masked_product(int64_t b0, int64_t b1, int64_t N, const S* __restrict__ dv, const S* __restrict__ wt,
+                           const int32_t* idx, const int64_t* cnt, S* __restrict__ c) {
+  for (int64_t b = b0; b < b1; ++b) {
+    const int32_t* ib = idx + b * N;
+    const S* __restrict__ d = dv + b * N;
+    for (int64_t k = 0; k < cnt[b]; ++k) {
+      const int64_t j = ib[k];
+      c[b * N + j] += dot32<S>(d, wt + j * N, N);
+    }
+  }
+}
+
 template <typename S>
 struct Consts {
   const S *alpha, *rho, *vth, *beta, *nref;
@@ -444,8 +477,9 @@ void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor&
                    const at::Tensor& gaT, const at::Tensor& z, const at::Tensor& sd, const at::Tensor& vall,
                    const at::Tensor& v0, const at::Tensor& z0, const at::Tensor& factor, const at::Tensor& w,
                    const at::Tensor& alpha_t, const at::Tensor& rho_t, const at::Tensor& vth_t,
-                   const at::Tensor& beta_t, int64_t flags, double dense_thr, const InputEvents<S>* in,
-                   const at::Tensor& readout, const at::Tensor& gf, std::vector<at::Tensor>& out) {
+                   const at::Tensor& beta_t, int64_t flags, double dense_thr, double back_thr,
+                   const InputEvents<S>* in, const at::Tensor& readout, const at::Tensor& gf,
+                   std::vector<at::Tensor>& out) {
   // in == nullptr: returns dL/dI [T, B, N] (= dv of every step); else the weight gradient of the
   // input projection, dW_in^T[j, :] += x[t, b, j] dv[t][b, :] from each step's dv, and no dI.
   // readout M [W, T] with gf = dL/d(filtered) [W, B, N] (filtered[w] = sum_t M[w, t] z[t]; both
@@ -462,6 +496,9 @@ void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor&
   at::Tensor cz_t = at::zeros({B, N}, opts);
   S *cv = cv_t.data_ptr<S>(), *ca = ca_t.data_ptr<S>(), *cz = cz_t.data_ptr<S>();
   const S* gzp = gz.numel() ? gz.data_ptr<S>() : nullptr;
+  // gz [N]: the same dL/dz for every step and trial (a rate regulariser's), added to each row
+  const bool gz_row = gz.numel() && gz.dim() == 1;
+  TORCH_CHECK(!gz_row || gz.size(0) == N, "backward: a per-neuron dL/dz must have N entries");
   const S* gvp = gv.numel() ? gv.data_ptr<S>() : nullptr;
   const S* gap = ga.numel() ? ga.data_ptr<S>() : nullptr;
   const int64_t W = gf.numel() ? readout.size(0) : 0;
@@ -481,6 +518,13 @@ void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor&
   std::vector<int32_t> idx(BN);
   std::vector<int64_t> cnt(B);
   const double dense_at = dense_thr * static_cast<double>(BN);
+  // dv[t] W is needed only where sd[t-1] != 0 (dL/dz[t-1] reaches the loss through
+  // sd[t-1] alone): those entries as dot products while at most back_thr of sd[t-1] is nonzero
+  const double back_at = back_thr * static_cast<double>(BN);
+  at::Tensor wt_t = (!detach_rec && back_thr > 0) ? w.t().contiguous() : at::empty({0}, opts);
+  const S* wtp = wt_t.numel() ? wt_t.data_ptr<S>() : nullptr;
+  std::vector<int32_t> sidx(wtp ? BN : 0);
+  std::vector<int64_t> scnt(wtp ? B : 0);
   const bool need_v = reset_zero && !detach_reset;
   BackFn<S> step = pick_back<S>(reset_zero, adaptive, detach_reset, leak);
   const int64_t grain = grain_rows(N);
@@ -490,23 +534,32 @@ void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor&
     const S* sdt = sdp + t * BN;
     S* dv = in ? dip : dip + t * BN;
     at::Tensor dv_t = in ? di : di.select(0, t);
+    // t = 0: dL/dz[-1] is returned whole (the gradient of the initial state): dense
+    bool masked = false;
+    if (wtp && t > 0)
+      masked = static_cast<double>(spike_lists(sdp + (t - 1) * BN, B, N, sidx.data(), scnt.data())) <= back_at;
     at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
       const int64_t o = b0 * N, m = (b1 - b0) * N;
-      if (gzp) add_into(cz + o, gzp + t * BN + o, m);
+      if (gz_row)
+        for (int64_t b = b0; b < b1; ++b) add_into(cz + b * N, gzp, N);
+      else if (gzp)
+        add_into(cz + o, gzp + t * BN + o, m);
       if (gvp) add_into(cv + o, gvp + t * BN + o, m);
       if (gap) add_into(ca + o, gap + t * BN + o, m);
       for (int64_t w = 0; w < W; ++w) {  // the readout's gradient: M[w, t] gf[w]
         const S mwt = Mp[w * T + t];
+        if (mwt == S(0)) continue;  // a window that ended before t
         const S* __restrict__ g = gfp + w * BN + o;
         S* __restrict__ dst = cz + o;
         for (int64_t k = 0; k < m; ++k) dst[k] += mwt * g[k];
       }
       step(b0, b1, N, c, sdt, fp, zprev, vprev, cv, ca, cz, dv);
+      if (masked) masked_product<S>(b0, b1, N, dv, wtp, sidx.data(), scnt.data(), cz);
     });
     // dL/dz[t-1] through W z[t-1]: (dv W)[b, j], torch's BLAS (a hand-written loop of fused
     // multiply-adds measured 2.3x slower at N = 128, 2.7x at N = 512)
     // (the BLAS call addmm_ would make, without its per-call dispatch: gemm_acc)
-    if (!detach_rec && !gemm_acc<S>(B, N, N, dv, wp, cz)) cz_t.addmm_(dv_t, w);
+    if (!detach_rec && !masked && !gemm_acc<S>(B, N, N, dv, wp, cz)) cz_t.addmm_(dv_t, w);
     // dW_in[:, j] += sum_b x[t][b, j] dv[b, :], from the input events of step t
     if (in)
       for (int64_t b = 0; b < B; ++b) project_row_grad<S>(*in, t * B + b, N, dv + b * N, dwint.data_ptr<S>());
@@ -749,12 +802,12 @@ std::vector<at::Tensor> forward_inputs(at::Tensor x, at::Tensor ptr, at::Tensor 
 std::vector<at::Tensor> backward(at::Tensor gz, at::Tensor gv, at::Tensor ga, at::Tensor gvT, at::Tensor gaT,
                                  at::Tensor z, at::Tensor sd, at::Tensor vall, at::Tensor v0, at::Tensor z0,
                                  at::Tensor factor, at::Tensor w, at::Tensor alpha, at::Tensor rho, at::Tensor vth,
-                                 at::Tensor beta, int64_t flags, double dense_thr, at::Tensor readout,
-                                 at::Tensor gf) {
+                                 at::Tensor beta, int64_t flags, double dense_thr, double back_thr,
+                                 at::Tensor readout, at::Tensor gf) {
   std::vector<at::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "cognet_fused_backward", [&] {
     backward_impl<scalar_t>(gz, gv, ga, gvT, gaT, z, sd, vall, v0, z0, factor, w, alpha, rho, vth, beta, flags,
-                            dense_thr, nullptr, readout, gf, out);
+                            dense_thr, back_thr, nullptr, readout, gf, out);
   });
   return out;
 }
@@ -764,13 +817,13 @@ std::vector<at::Tensor> backward_inputs(at::Tensor x, at::Tensor ptr, at::Tensor
                                         at::Tensor ga, at::Tensor gvT, at::Tensor gaT, at::Tensor z, at::Tensor sd,
                                         at::Tensor vall, at::Tensor v0, at::Tensor z0, at::Tensor factor,
                                         at::Tensor w, at::Tensor alpha, at::Tensor rho, at::Tensor vth,
-                                        at::Tensor beta, int64_t flags, double dense_thr, at::Tensor readout,
-                                        at::Tensor gf) {
+                                        at::Tensor beta, int64_t flags, double dense_thr, double back_thr,
+                                        at::Tensor readout, at::Tensor gf) {
   std::vector<at::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "cognet_fused_backward_inputs", [&] {
     const InputEvents<scalar_t> in = events_of<scalar_t>(x, ptr, idx, at::Tensor());
     backward_impl<scalar_t>(gz, gv, ga, gvT, gaT, z, sd, vall, v0, z0, factor, w, alpha, rho, vth, beta, flags,
-                            dense_thr, &in, readout, gf, out);
+                            dense_thr, back_thr, &in, readout, gf, out);
   });
   return out;
 }
@@ -791,3 +844,17 @@ void eprop_adjoint(at::Tensor x, at::Tensor z, at::Tensor zb, at::Tensor sd, at:
 
 // whether the backward's dense product calls the BLAS directly (gemm_acc) or through addmm_
 bool blas_direct() { return fortran_gemm<float>() != nullptr && fortran_gemm<double>() != nullptr; }
+
+// Python bindings. The kernels release the GIL while they run: the trainer draws the next batch
+// in another Python thread meanwhile (cognet.training.trainer). Errors reach Python as usual.
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("forward", torch::wrap_pybind_function_no_gil(forward), "forward");
+  m.def("backward", torch::wrap_pybind_function_no_gil(backward), "backward");
+  m.def("forward_inputs", torch::wrap_pybind_function_no_gil(forward_inputs), "forward_inputs");
+  m.def("backward_inputs", torch::wrap_pybind_function_no_gil(backward_inputs), "backward_inputs");
+  m.def("input_events", torch::wrap_pybind_function_no_gil(input_events), "input_events");
+  m.def("project_forward", torch::wrap_pybind_function_no_gil(project_forward), "project_forward");
+  m.def("project_backward", torch::wrap_pybind_function_no_gil(project_backward), "project_backward");
+  m.def("eprop_adjoint", torch::wrap_pybind_function_no_gil(eprop_adjoint), "eprop_adjoint");
+  m.def("blas_direct", torch::wrap_pybind_function(blas_direct), "blas_direct");
+}
