@@ -56,9 +56,25 @@ def _deviation(rates_hz: torch.Tensor, target_hz: float, form: str) -> torch.Ten
     return dev.clamp(min=0.0) if form == "above" else dev
 
 
+class _StepTrialMean(torch.autograd.Function):
+    """``z.mean(dim=(0, 1))`` whose gradient stays a broadcast view ``[T, B, n]`` of ``[n]``
+    values (the same numbers as torch's, which divides the expanded gradient into a new
+    ``[T, B, n]`` tensor); the fused engine then adds it per neuron (cognet.core.fused)."""
+
+    @staticmethod
+    def forward(ctx, z):  # type: ignore[override]
+        ctx.shape = z.shape
+        return z.mean(dim=(0, 1))
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        T, B = ctx.shape[0], ctx.shape[1]
+        return (g / (T * B)).expand(ctx.shape)
+
+
 def rate_penalty(z: torch.Tensor, dt_ms: float, target_hz: float, coef: float, form: str = "neuron") -> torch.Tensor:
     """``E_reg`` above for spikes ``z`` ``[T, B, n]`` (differentiable)."""
-    rates = z.mean(dim=(0, 1)) * (1000.0 / dt_ms)
+    rates = _StepTrialMean.apply(z) * (1000.0 / dt_ms)
     return coef * ((_deviation(rates, target_hz, form) / rate_scale(target_hz)) ** 2).mean()
 
 
