@@ -61,6 +61,7 @@ from cognet.training.io import (CorruptFileError, append_jsonl, atomic_write, ch
                                 read_json_object, read_jsonl, rewrite_jsonl, run_lock, save_tensors, write_json)
 from cognet.training.guards import MAX_N_REC, check_checkpoint_values, check_memory, divergence_advice
 from cognet.training.plugins import write_run_plugins
+from cognet.training.prefetch import BatchPrefetcher
 from cognet.training.model import DTYPES, build_network, check_task_matches, load_model, neuron_params, save_model, stat_buffers
 
 CHECKPOINT_FORMAT = "cognet-checkpoint-1"
@@ -255,6 +256,7 @@ class Trainer:
         self.best_key: Tuple[float, float] = (-1.0, -1.0)
         self.best_iteration = 0
         self.tb = None  # train.tensorboard: a cognet.training.tensorboard.TensorBoardLog fed by _log
+        self.prefetch: Optional[BatchPrefetcher] = None  # the training batches, drawn one ahead while _run runs
 
     # -- checkpoints -------------------------------------------------------------------------
     def _checkpoint_path(self) -> Optional[Path]:
@@ -274,7 +276,8 @@ class Trainer:
                     tensors[f"optim.{idx}.{key}"] = val
                 else:
                     scalars[f"{idx}.{key}"] = val
-        tensors["rng.train"] = self.g_train.get_state()
+        # drawing ahead (BatchPrefetcher) leaves the state as if no batch had been drawn ahead
+        tensors["rng.train"] = self.prefetch.state() if self.prefetch is not None else self.g_train.get_state()
         if self.net.uses_dropout:
             tensors["rng.dropout"] = self.net.dropout_generator.get_state()
         for k, v in self.rule.state_tensors().items():
@@ -463,10 +466,11 @@ class Trainer:
             bar = tqdm(total=tc.iterations, initial=self.iteration, desc=f"{cfg.task}/{cfg.rule}", unit="it",
                        dynamic_ncols=True, leave=False, file=sys.stderr)
         metric = self.task.stop_metric
+        self.prefetch = BatchPrefetcher(lambda: self.task.sample(tc.batch_size, self.g_train), self.g_train)
         try:
             while self.iteration < tc.iterations and not self.stopped_early:
                 self.net.train()
-                batch = self.task.sample(tc.batch_size, self.g_train)
+                batch = self.prefetch.next()
                 batch = dataclasses.replace(batch, x=batch.x.to(self.device), target=batch.target.to(self.device),
                                             mask=batch.mask.to(self.device))
                 if tc.rate_target_start_hz > 0:  # train.rate_target_start_hz: the rule sees this step's target
@@ -515,6 +519,8 @@ class Trainer:
                 if tc.checkpoint_every and self.iteration % tc.checkpoint_every == 0:
                     self.save_checkpoint(self.wall_before + time.perf_counter() - t0)
         finally:
+            self.prefetch.close()  # g_train back to the state after the last batch trained on
+            self.prefetch = None
             if bar is not None:
                 bar.close()
             if self.tb is not None:
