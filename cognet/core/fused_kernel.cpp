@@ -846,7 +846,7 @@ void eprop_adjoint(at::Tensor x, at::Tensor z, at::Tensor zb, at::Tensor sd, at:
 bool blas_direct() { return fortran_gemm<float>() != nullptr && fortran_gemm<double>() != nullptr; }
 
 // Python bindings. The kernels release the GIL while they run: the trainer draws the next batch
-// in another Python thread meanwhile (cognet.training.trainer). Errors reach Python as usual.
+// in another Python thread meanwhile (cognet.training.prefetch). Errors reach Python as usual.
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", torch::wrap_pybind_function_no_gil(forward), "forward");
   m.def("backward", torch::wrap_pybind_function_no_gil(backward), "backward");

@@ -28,18 +28,14 @@ class BatchPrefetcher:
         self._draw = draw
         self._g = generator
         self._pool: Optional[ThreadPoolExecutor] = ThreadPoolExecutor(1, thread_name_prefix="cognet-batch")
-        self._pending: Optional[Future] = None
         self._state = generator.get_state()  # before the pending draw
+        self._pending: Future = self._pool.submit(self._draw)
 
     def next(self):
         """The next batch; starts drawing the one after it."""
         if self._pool is None:
             raise RuntimeError("BatchPrefetcher is closed")
-        if self._pending is None:
-            self._state = self._g.get_state()
-            self._pending = self._pool.submit(self._draw)
-        fut, self._pending = self._pending, None
-        batch = fut.result()
+        batch = self._pending.result()
         self._state = self._g.get_state()  # the generator is idle here: no draw is running
         self._pending = self._pool.submit(self._draw)
         return batch
@@ -52,12 +48,10 @@ class BatchPrefetcher:
         """Wait for the pending draw, drop its batch and reset the generator to :meth:`state`."""
         if self._pool is None:
             return
-        if self._pending is not None:
-            try:
-                self._pending.result()
-            except Exception:  # the batch is dropped unseen, and so is its error
-                pass
-            self._pending = None
+        try:
+            self._pending.result()
+        except Exception:  # the batch is dropped unseen, and so is its error
+            pass
         self._pool.shutdown(wait=True)
         self._pool = None
         self._g.set_state(self._state)
