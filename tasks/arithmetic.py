@@ -50,7 +50,7 @@ import torch
 
 from cognet.core.encoding import bits_of, int_of
 
-from .base import EncodingParams, StringThenAnswerTask, Task, bit_channels, random_bits
+from .base import EncodingParams, StringThenAnswerTask, Task, bit_channels, eprop_recommended, random_bits
 from .common import chance_of_answers, check_choice, check_int, number_channels
 
 ENCODINGS = ("bits", "population")
@@ -65,6 +65,7 @@ class NumberParams(EncodingParams):
 class _TwoNumberTask(Task):
     """Two operands a, b in [0, 2^n); subclasses define :meth:`result` and the answer code."""
 
+    recommended_for_rule = eprop_recommended()
     Params = NumberParams
     max_bits_bits = 30  # limit of n_bits for the bit-serial encoding
     max_bits_population = 8  # limit for the population code (2^n channels per operand)
@@ -305,6 +306,7 @@ class CountParams(EncodingParams):
 
 class CountTask(StringThenAnswerTask):
     name = "count"
+    recommended_for_rule = eprop_recommended()
     summary = "count the ones in an n-bit string streamed bit by bit; answer the count at the end cue"
     Params = CountParams
 

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Tuple
 
 import torch
 
-from .base import EncodingParams, Task, bit_channels, random_bits
+from .base import EncodingParams, Task, bit_channels, eprop_recommended, random_bits
 
 
 @dataclass
@@ -41,6 +41,7 @@ STRING_MEMORY = {"network.alif_fraction": 0.8, "network.beta": 1.0, "network.tau
 
 class _BitStringTask(Task):
     Params = BitStringParams
+    recommended_for_rule = eprop_recommended()
     recommended = dict(STRING_MEMORY)
     output = "bits"
     stop_metric = "sequence_accuracy"  # the suite's bar is on whole strings (0.97 bits ~ 0.9 strings)

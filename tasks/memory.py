@@ -36,7 +36,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
-from .base import EncodingParams, StringThenAnswerTask, Task, bit_channels, random_bits
+from .base import EncodingParams, StringThenAnswerTask, Task, bit_channels, eprop_recommended, random_bits
 from .common import check_int
 
 
@@ -48,6 +48,7 @@ class StoreRecallParams(EncodingParams):
 
 class StoreRecallTask(Task):
     name = "store-recall"
+    recommended_for_rule = eprop_recommended()
     summary = "remember the word shown with the store cue among distractor words; report it at the recall cue"
     Params = StoreRecallParams
     output = "bits"
@@ -101,6 +102,7 @@ class XorParams(EncodingParams):
 
 class XorTask(Task):
     name = "xor"
+    recommended_for_rule = eprop_recommended()
     summary = "delayed XOR: two bits separated by delays; answer their exclusive or at the go cue"
     Params = XorParams
     output = "bits"
@@ -148,6 +150,7 @@ class ParityParams(EncodingParams):
 
 class ParityTask(StringThenAnswerTask):
     name = "parity"
+    recommended_for_rule = eprop_recommended()
     summary = "parity of an n-bit string streamed bit by bit; answer at the end cue"
     Params = ParityParams
     output = "bits"

@@ -365,7 +365,9 @@ def test_evidence_task_layout():
     with pytest.raises(ValueError, match="n_cues"):
         tasks.get_task("evidence", {"n_cues": 6})
     cfg = build_config(task="evidence", rule="eprop-random")
-    assert cfg.network.n_rec == 100 and cfg.network.tau_adapt_ms == 2000.0 and cfg.train.batch_size == 32
+    assert cfg.network.tau_adapt_ms == 2000.0 and cfg.train.batch_size == 32
+    # the tutorial's 100 neurons are the task's recommendation; e-prop's own is the wider network
+    assert build_config(task="evidence", rule="bptt").network.n_rec == 100 and cfg.network.n_rec == 300
 
 
 # ---------------------------------------------------------------------------------------

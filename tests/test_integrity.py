@@ -561,7 +561,8 @@ def test_reproduce_caps_a_rules_budget_and_says_so(tmp_path):
 
     (capped,), _ = _runs(tmp_path / "rep", ["xor"], ["eprop-random"], 0, SETS, {"eprop-random": 2})
     (explicit,) = make_runs([{"task": "xor", "rule": "eprop-random"}], lambda p: {**p, "seed": 0},
-                            tmp_path / "rep" / "runs", base_sets=list(SETS) + ["train.iterations=2"])
+                            tmp_path / "rep" / "runs", base_sets=list(SETS) + ["train.iterations=2"],
+                            rule_recommendations=True)
     assert capped.run_dir == explicit.run_dir
     for bad, msg in (("eprop-random=0", "whole number"), ("nope=5", "unknown rule"), ("x", "whole number")):
         _clean_error(_cli(args + ["--estimate", "--max-iterations", bad]), msg)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cognet.experiments import sweep
-from cognet.training.config import ConfigError
+from cognet.training.config import ConfigError, build_config
 from cognet.experiments.claims import (EXPERIMENTS, Analysis, Options, build_runs, check_learnt, paired_verdict)
 from cognet.training.trainer import config_hash
 
@@ -204,6 +204,27 @@ def test_rules_experiment_needs_eprop(monkeypatch, tmp_path):
     monkeypatch.setattr(rules, "RULES", {"bptt": rules.RULES["bptt"]})
     with pytest.raises(ConfigError, match="no e-prop rule is registered"):
         build_runs("rules", Options(out=tmp_path))
+
+
+def test_reproduce_takes_each_rules_recommendations_and_experiments_do_not(tmp_path):
+    """``cognet reproduce`` trains each rule at its recommended settings (as ``cognet train --rule``
+    does: e-prop's wider network and longer budget on the symbolic tasks); a claim experiment
+    compares the rules on the same network and budget."""
+    from cognet.experiments.reproduce import _runs
+    from cognet.training.trainer import default_run_dir
+
+    runs, _ = _runs(tmp_path, ["count", "evidence"], ["bptt", "eprop-random"], 0, [], {})
+    got = {(r.cfg.task, r.cfg.rule): r for r in runs}
+    for task in ("count", "evidence"):
+        for rule in ("bptt", "eprop-random"):
+            cfg = build_config(task=task, rule=rule, seed=0)
+            assert got[(task, rule)].run_dir == default_run_dir(cfg, root=str(tmp_path / "runs"))
+    assert got[("count", "eprop-random")].cfg.network.n_rec == 300 and got[("count", "bptt")].cfg.network.n_rec == 100
+    assert got[("evidence", "bptt")].cfg.surrogate.peak == 0.1  # bptt's own recommendation, too
+    assert got[("evidence", "eprop-random")].cfg.train.target_accuracy == 0.97
+    _, runs = build_runs("rules", Options(out=tmp_path / "exp", seeds=1))
+    assert {r.cfg.network.n_rec for r in runs} == {100} and len({r.cfg.rule for r in runs}) > 2
+    assert len({r.cfg.train.iterations for r in runs}) == 1
 
 
 def test_experiment_grids_expand(tmp_path):

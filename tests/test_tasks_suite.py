@@ -436,6 +436,29 @@ def test_recommended_settings_are_valid_config_keys(name):
             assert getattr(getattr(cfg, section), field_name) == value, key
 
 
+def test_eprop_recommendations_cover_the_symbolic_tasks_and_only_eprop():
+    """Issue 20: each e-prop rule gets the wider network and longer budget on the twelve smaller
+    symbolic tasks; BPTT's settings, dup-rev's and the digits' stay as they were."""
+    from cognet.training.config import build_config
+    from tasks.base import EPROP_RULES, EPROP_SETTINGS
+
+    assert set(EPROP_RULES) == {"eprop-symmetric", "eprop-random"}
+    small = [t for t in tasks.suite_tasks() if t != "dup-rev"]
+    assert len(small) == 12
+    for name in small:
+        bptt = build_config(name, rule="bptt")
+        for rule in EPROP_RULES:
+            cfg = build_config(name, rule=rule)
+            assert cfg.network.n_rec == EPROP_SETTINGS["network.n_rec"] > bptt.network.n_rec, name
+            assert cfg.train.iterations >= 2 * bptt.train.iterations and cfg.train.keep_best, name
+            assert cfg.train.rate_target_hz == bptt.train.rate_target_hz  # the same firing-rate target
+        assert build_config(name, rule="eprop-adaptive").network.n_rec == bptt.network.n_rec
+    for name in ("dup-rev",):
+        assert build_config(name, rule="eprop-random").network.n_rec == build_config(name).network.n_rec
+    # the user's --set still wins
+    assert build_config("add", rule="eprop-random", sets=["network.n_rec=64"]).network.n_rec == 64
+
+
 def test_recommendations_yield_to_the_config_file_and_set(tmp_path):
     from cognet.training.config import build_config
 

@@ -82,7 +82,7 @@ def _runs(out: Path, task_names: Sequence[str], rule_names: Sequence[str], seed:
     (``caps[rule]``, else ``caps["*"]``) trains with ``train.iterations`` = the cap (its own config,
     hence its own run directory). Returns the runs and one note per capped run."""
     runs = make_runs(grid({"task": list(task_names), "rule": list(rule_names)}), lambda p: {**p, "seed": seed},
-                     Path(out) / "runs", base_sets=list(sets))
+                     Path(out) / "runs", base_sets=list(sets), rule_recommendations=True)
     capped: List[str] = []
     if not caps:
         return runs, capped
@@ -98,7 +98,7 @@ def _runs(out: Path, task_names: Sequence[str], rule_names: Sequence[str], seed:
         return q
 
     runs = make_runs(grid({"task": list(task_names), "rule": list(rule_names)}), to_sets, Path(out) / "runs",
-                     base_sets=list(sets))
+                     base_sets=list(sets), rule_recommendations=True)
     return runs, capped
 
 

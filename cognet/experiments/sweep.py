@@ -91,7 +91,7 @@ class SweepRun:
 
 def make_runs(points: Iterable[Mapping[str, Any]], to_sets: Callable[[Mapping[str, Any]], Mapping[str, Any]],
               root: Path, task: Optional[str] = None, base_sets: Sequence[str] = (),
-              config_file: Optional[str] = None) -> List[SweepRun]:
+              config_file: Optional[str] = None, rule_recommendations: bool = False) -> List[SweepRun]:
     """Build the runs of a sweep.
 
     Each point is mapped by ``to_sets`` to config overrides (dotted key -> value; a
@@ -100,6 +100,12 @@ def make_runs(points: Iterable[Mapping[str, Any]], to_sets: Callable[[Mapping[st
     ``base_sets`` (``key=value`` strings, e.g. the user's ``--set``), then the point's
     overrides. Two points with the same resolved config are rejected (they would share
     a run directory).
+
+    With ``rule_recommendations`` a point's ``rule`` also picks the task's recommendations for
+    that rule (``Task.recommended_for_rule``, e.g. e-prop's wider network), as ``cognet train
+    --rule`` does: right for "each rule at its recommended settings" (``cognet reproduce``).
+    Without it (the claim experiments) every rule gets the same network and budget, so that a
+    difference between rules is the rules'.
     """
     from cognet.training.trainer import default_run_dir
 
@@ -108,7 +114,8 @@ def make_runs(points: Iterable[Mapping[str, Any]], to_sets: Callable[[Mapping[st
     for point in points:
         sets = dict(to_sets(point))
         point_task = sets.pop("task", task)
-        cfg = build_config(task=point_task, config_file=config_file, sets=list(base_sets))
+        point_rule = sets.get("rule") if rule_recommendations else None
+        cfg = build_config(task=point_task, rule=point_rule, config_file=config_file, sets=list(base_sets))
         for k, v in sets.items():
             set_key(cfg, k, v)
         cfg.validate()
