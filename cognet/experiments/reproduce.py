@@ -4,7 +4,8 @@ Steps (each resumable; re-running skips what is done):
 
 1. a sweep over the symbolic suite (``tasks.suite_tasks()``; digits only when named) x ``rules`` (default ``bptt`` and ``eprop-random``; rules
    that are not registered are skipped with a note) at one seed, each task with its own
-   recommended settings and iteration budget (early stop at ``train.target_accuracy``), a
+   recommended settings and iteration budget, and those it recommends for the rule
+   (``Task.recommended_for_rule``: e-prop's wider network; early stop at ``train.target_accuracy``), a
    budget capped per rule where asked (``caps``, the command's ``--max-iterations RULE=N``:
    such a run has ``train.iterations = N`` in its config, and the table's notes say so);
 2. Brian2 verification of each trained run with ``cognet.brian.replay.verify_run(run_dir)``
