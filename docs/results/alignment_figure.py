@@ -34,14 +34,16 @@ def main(dirs) -> None:
     for t in tasks:
         for r in RULES:
             for p in PARAMS:
-                rows = [x for x in runs[t]["rows"] if x["rule"] == r and x["param"] == p]
-                if not rows:
+                # cognet align's own summary (mean, first and last finite cosine); the norm ratio
+                # is not in it, so that one is averaged from the rows
+                per = runs[t]["summary"].get(r, {}).get(p)
+                if per is None:
                     continue
-                cos = [x["cosine"] for x in rows]
-                summary.append({"task": t, "rule": r, "param": p, "mean_cosine": f"{statistics.mean(cos):.3f}",
-                                "first": f"{cos[0]:.3f}", "last": f"{cos[-1]:.3f}",
+                rows = [x for x in runs[t]["rows"] if x["rule"] == r and x["param"] == p]
+                summary.append({"task": t, "rule": r, "param": p, "mean_cosine": f"{per['mean_cosine']:.3f}",
+                                "first": f"{per['first']:.3f}", "last": f"{per['last']:.3f}",
                                 "norm_ratio": f"{statistics.mean(x['norm_ratio'] for x in rows):.3f}",
-                                "measurements": len(cos)})
+                                "measurements": len(rows)})
     with open(HERE / "alignment-summary.csv", "w", newline="") as f:
         w = csv.DictWriter(f, list(summary[0]), lineterminator="\n")
         w.writeheader()
