@@ -81,7 +81,8 @@ EPROP_RULES = ("eprop-symmetric", "eprop-random")
 #: eprop-random, 3000 iterations (count / copy sequence accuracy): 100 neurons 0.848 / 0.945,
 #: 200 neurons 0.914 / 0.992 (early stop at 1200), 300 neurons 0.934 on count and 0.984 on
 #: reverse (early stop at 2000); learning rate 0.005 / 0.02, batch 128, feedback std 0.3,
-#: all-ALIF, tau_a 500 ms and beta 0.5 each moved count by -0.10 to +0.02.
+#: all-ALIF, tau_a 500 ms and beta 0.5 each moved count by -0.10 to +0.02; a weaker rate
+#: regulariser (train.rate_reg 0.1) by +0.05, not tried together with the wider network.
 EPROP_SETTINGS = {"network.n_rec": 300, "train.iterations": 4000, "train.keep_best": True}
 
 
