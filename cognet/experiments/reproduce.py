@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from cognet.training.config import ConfigError
+from cognet.training.config import ConfigError, set_key
 from cognet.training.io import atomic_write, read_json, write_json
 from cognet.experiments.sweep import SlurmOptions, execute, grid, make_runs, markdown_table, write_csv, write_manifest
 
@@ -82,24 +82,19 @@ def _runs(out: Path, task_names: Sequence[str], rule_names: Sequence[str], seed:
     """The sweep runs of a reproduce table; a run whose iteration budget exceeds its rule's cap
     (``caps[rule]``, else ``caps["*"]``) trains with ``train.iterations`` = the cap (its own config,
     hence its own run directory). Returns the runs and one note per capped run."""
+    from cognet.training.trainer import default_run_dir
+
     runs = make_runs(grid({"task": list(task_names), "rule": list(rule_names)}), lambda p: {**p, "seed": seed},
                      Path(out) / "runs", base_sets=list(sets), rule_recommendations=True)
     capped: List[str] = []
-    if not caps:
-        return runs, capped
-    budgets = {(r.cfg.task, r.cfg.rule): r.cfg.train.iterations for r in runs}
-
-    def to_sets(p):
-        q = {**p, "seed": seed}
-        cap = caps.get(p["rule"], caps.get("*"))
-        budget = budgets[(p["task"], p["rule"])]
+    for r in runs:
+        cap = caps.get(r.cfg.rule, caps.get("*"))
+        budget = r.cfg.train.iterations
         if cap is not None and budget > cap:
-            q["train.iterations"] = cap
-            capped.append(f"{p['task']}/{p['rule']}: capped at {cap} of its {budget} iterations (--max-iterations)")
-        return q
-
-    runs = make_runs(grid({"task": list(task_names), "rule": list(rule_names)}), to_sets, Path(out) / "runs",
-                     base_sets=list(sets), rule_recommendations=True)
+            set_key(r.cfg, "train.iterations", cap)
+            r.cfg.validate()
+            r.run_dir = default_run_dir(r.cfg, root=str(Path(out) / "runs"))
+            capped.append(f"{r.cfg.task}/{r.cfg.rule}: capped at {cap} of its {budget} iterations (--max-iterations)")
     return runs, capped
 
 
