@@ -48,3 +48,36 @@ def test_results_table_matches_its_csv():
     text = (ROOT / "README.md").read_text()
     for line in _printed("table.py"):
         assert line in text, line[:80]
+
+
+@pytest.mark.parametrize("encoding", ["binary", "onehot"])
+def test_duprev_positions_adds_up_to_the_runs_own_scores(tmp_path, encoding):
+    """The per-answer errors of docs/results/duprev_positions.py are the task's own scores, split
+    by cue: on the same 256 held-out trials the bit error over all answers is 1 - evaluate's bit
+    accuracy, and the two cues' sequence accuracies, weighted by their trials, are its sequence accuracy."""
+    import importlib.util
+
+    import tasks
+    from cognet.training.config import build_config
+    from cognet.training.model import load_model
+    from cognet.training.trainer import derive_seeds, evaluate, train
+
+    spec = importlib.util.spec_from_file_location("duprev_positions", RESULTS / "duprev_positions.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    sets = ["network.n_rec=24", "train.iterations=3", "train.eval_every=3", "train.eval_trials=16",
+            "task.length=2", "task.width=2", "task.unseen_fraction=0.25", f"task.encoding={encoding}"]
+    cfg = build_config(task="dup-rev", sets=sets)
+    train(cfg, tmp_path / "run", progress=False)
+    _, res = mod.positions(tmp_path / "run", trials=256)
+    assert set(res) == {"duplicate", "reverse"}
+    net, cfg = load_model(tmp_path / "run" / "model.safetensors")
+    task = tasks.get_task(cfg.task, cfg.task_params, cfg.network.dt_ms)
+    ev = evaluate(net, task, 256, derive_seeds(cfg.seed)["test"])
+    assert sum(r["trials"] for r in res.values()) == 256
+    assert all(len(r["bit_error"]) == 3 for r in res.values())  # L = 2 symbols and the EOS answer
+    bit_err = sum(r["trials"] * sum(r["bit_error"]) / 3 for r in res.values()) / 256
+    assert 0 < bit_err  # an untrained network errs somewhere
+    assert bit_err == pytest.approx(1 - ev["bit_accuracy"], abs=1e-5)
+    seq = sum(r["trials"] * r["sequence_accuracy"] for r in res.values()) / 256
+    assert seq == pytest.approx(ev["sequence_accuracy"], abs=1e-6)
