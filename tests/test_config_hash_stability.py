@@ -2,8 +2,9 @@
 plug-in mechanism must not rename the runs users already have. ``data/config_hashes.json``
 holds the hashes of every task x {bptt, eprop-random, eprop-symmetric} default config as
 computed before the package was layered (cognet 0.1.0, commit e92423d), except the e-prop
-entries of the twelve tasks that got e-prop recommendations of their own (issue 20: a wider
-network and a longer budget, ``tasks.base.EPROP_SETTINGS``): that change is meant to rename
+entries of the thirteen tasks that got e-prop recommendations of their own (issue 20: a wider
+network and a longer budget, ``tasks.base.EPROP_SETTINGS``; ``dup-rev``: 1024 neurons instead of
+512, BPTT's budget): that change is meant to rename
 those defaults. ``data/config_hashes_before_issue20.json`` keeps their earlier hashes, and a
 user who sets the earlier values back gets the earlier run directories."""
 

@@ -438,7 +438,8 @@ def test_recommended_settings_are_valid_config_keys(name):
 
 def test_eprop_recommendations_cover_the_symbolic_tasks_and_only_eprop():
     """Issue 20: each e-prop rule gets the wider network and longer budget on the twelve smaller
-    symbolic tasks; BPTT's settings, dup-rev's and the digits' stay as they were."""
+    symbolic tasks, and twice BPTT's width on dup-rev at BPTT's budget; BPTT's settings and the
+    digits' stay as they were."""
     from cognet.training.config import build_config
     from tasks.base import EPROP_RULES, EPROP_SETTINGS
 
@@ -453,8 +454,15 @@ def test_eprop_recommendations_cover_the_symbolic_tasks_and_only_eprop():
             assert cfg.train.iterations >= 2 * bptt.train.iterations and cfg.train.keep_best, name
             assert cfg.train.rate_target_hz == bptt.train.rate_target_hz  # the same firing-rate target
         assert build_config(name, rule="eprop-adaptive").network.n_rec == bptt.network.n_rec
-    for name in ("dup-rev",):
-        assert build_config(name, rule="eprop-random").network.n_rec == build_config(name).network.n_rec
+    bptt = build_config("dup-rev")
+    for rule in EPROP_RULES:
+        cfg = build_config("dup-rev", rule=rule)
+        assert cfg.network.n_rec == 2 * bptt.network.n_rec == 1024
+        assert (cfg.train.iterations, cfg.train.keep_best) == (bptt.train.iterations, True)
+        assert (cfg.train.rate_target_hz, cfg.train.lr, cfg.network.beta) == \
+            (bptt.train.rate_target_hz, bptt.train.lr, bptt.network.beta)  # the rest is BPTT's recommendation
+    assert build_config("dup-rev", rule="eprop-adaptive").network.n_rec == bptt.network.n_rec
+    assert build_config("digits", rule="eprop-random").network.n_rec == build_config("digits").network.n_rec
     # the user's --set still wins
     assert build_config("add", rule="eprop-random", sets=["network.n_rec=64"]).network.n_rec == 64
 
