@@ -6,7 +6,8 @@
 ``collect`` reads every ``summary.json`` below the given folders (the run directories of
 ``cognet reproduce --rule eprop-random --rule eprop-symmetric --seed S``) and writes one CSV row
 per run: task, rule, seed, neurons, iterations, held-out sequence and bit accuracy, mean rate,
-wall time and the Brian2 replay's identical-trial fraction (where ``cognet reproduce`` verified it); BPTT runs there (``--rule bptt --set network.n_rec=300``) are the control, BPTT on
+wall time and the Brian2 replay's identical-trial fraction (where ``cognet reproduce`` or ``cognet
+verify`` verified it); BPTT runs there (``--rule bptt --set network.n_rec=300``) are the control, BPTT on
 e-prop's wider network. ``table`` joins those rows with BPTT's rows of ``results-per-seed.csv`` (README's
 results table) and prints, per task: each rule's mean and range (min-max) of the held-out
 sequence accuracy over seeds, the seeds, the mean rate, the iterations, the mean wall time per run, and
@@ -27,6 +28,9 @@ HERE = Path(__file__).parent
 FIELDS = ("task", "rule", "seed", "neurons", "iterations", "seq", "bit", "rate_hz", "wall_s", "brian2_identical")
 RULES = ("bptt", "eprop-symmetric", "eprop-random")
 WIDE = "bptt, e-prop's network"
+#: left out of the summary lines' gaps (issue 20's "within 0.03" target is on the twelve smaller
+#: tasks); its gap is printed on a line of its own
+LARGE = ("dup-rev",)
 
 
 def collect(dirs) -> None:
@@ -47,12 +51,13 @@ def collect(dirs) -> None:
 
 
 def _brian2(run_dir: Path) -> str:
-    """The fraction of Brian2 trials identical to torch, from ``cognet reproduce``'s cache
-    (``<out>/brian2/<run>.json``); empty when not verified."""
-    f = run_dir.parent.parent / "brian2" / f"{run_dir.name}.json"
-    if not f.exists():
-        return ""
-    return f"{json.loads(f.read_text())['identical_trial_fraction']:.4f}"
+    """The fraction of Brian2 trials identical to torch: from ``cognet reproduce``'s cache
+    (``<out>/brian2/<run>.json``), else from ``cognet verify``'s ``RUN/verify.json``; empty when
+    not verified."""
+    for f in (run_dir.parent.parent / "brian2" / f"{run_dir.name}.json", run_dir / "verify.json"):
+        if f.exists():
+            return f"{json.loads(f.read_text())['identical_trial_fraction']:.4f}"
+    return ""
 
 
 def _bptt_rows():
@@ -97,7 +102,7 @@ def table(path: Path) -> None:
         gap = []
         for r in RULES[1:]:
             if r in mean and "bptt" in mean:
-                gaps[r].append(mean[r] - mean["bptt"])
+                gaps[t if t in LARGE else r].append((r, mean[r] - mean["bptt"]))
                 gap.append(f"{mean[r] - mean['bptt']:+.3f}")
             else:
                 gap.append("-")
@@ -108,7 +113,7 @@ def table(path: Path) -> None:
         rates = " / ".join(f"{statistics.mean(float(x['rate_hz']) for x in by[r]):.1f}" if by[r] else "-" for r in RULES)
         wide = sorted(groups.get((t, WIDE), []), key=lambda x: int(x["seed"]))
         for r in RULES[1:]:
-            if wide and r in mean:
+            if wide and r in mean and t not in LARGE:
                 gaps_wide[r].append(mean[r] - statistics.mean(float(x["seq"]) for x in wide))
         wide_cell = f"{cell(wide)}; {' / '.join(x['iterations'] for x in wide)}" if wide else "-"
         print(f"| {t} | " + " | ".join(cell(by[r]) for r in RULES) + " | " + " | ".join(gap) +
@@ -116,13 +121,19 @@ def table(path: Path) -> None:
     ver = [float(r["brian2_identical"]) for r in rows if r["rule"] != "bptt" and r.get("brian2_identical")]
     print(f"\nBrian2: {len(ver)} of {sum(r['rule'] != 'bptt' for r in rows)} e-prop runs verified, "
           f"{sum(v == 1.0 for v in ver)} identical on 100 % of the trials" + (f", lowest {min(ver):.4f}" if ver else ""), end="")
-    for r, g in gaps.items():
-        print(f"\n{r}: mean gap to BPTT {statistics.mean(g):+.3f} over {len(g)} tasks; "
+    for r in RULES[1:]:
+        g = [x for _, x in gaps.get(r, [])]
+        if not g:
+            continue
+        print(f"\n{r}: mean gap to BPTT {statistics.mean(g):+.3f} over {len(g)} tasks (all but {', '.join(LARGE)}); "
               f"within 0.03 on {sum(x >= -0.03 for x in g)} of {len(g)}", end="")
         gw = gaps_wide.get(r)
         if gw:
             print(f"; to BPTT on the same wider network {statistics.mean(gw):+.3f} over {len(gw)} tasks, "
                   f"within 0.03 on {sum(x >= -0.03 for x in gw)}", end="")
+    for t in LARGE:
+        if gaps.get(t):
+            print(f"\n{t}: gap to BPTT " + ", ".join(f"{r} {x:+.3f}" for r, x in gaps[t]), end="")
     print()
 
 
