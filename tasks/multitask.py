@@ -61,9 +61,9 @@ The errors left sit in the middle positions of the duplicate half (primacy and r
 learnt first).
 
 e-prop (``recommended_for_rule``: 1024 neurons, otherwise BPTT's recommendation; docs/tasks.md
-"e-prop on dup-rev"): learns the same order, ends first, middle last, more slowly; seed 0 at
-10 000 iterations, eprop-symmetric 0.641 sequence / 0.986 bit accuracy at 15.0 Hz,
-eprop-random 0.258 / 0.959 at 16.2 Hz (Brian2 identical on 100 % of trials); at 2000
+"e-prop on dup-rev"): learns the same order, ends first, middle last, more slowly; seeds 0-2 at
+10 000 iterations, eprop-symmetric 0.637-0.688 sequence / 0.986-0.988 bit accuracy at 15 Hz,
+eprop-random 0.231-0.277 / 0.958-0.965 at 16-17 Hz (Brian2 identical on 100 % of trials); at 2000
 iterations 1024 neurons or symmetric feedback each gave 0.914 bit accuracy against 0.890
 (eprop-random, 512 neurons), stronger recurrent weights or slower adaptation nothing.
 """
