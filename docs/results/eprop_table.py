@@ -95,14 +95,17 @@ def table(path: Path) -> None:
          f"{WIDE}: mean (range), iterations"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    gaps, gaps_wide = defaultdict(list), defaultdict(list)
+    gaps, gaps_wide, gaps_large = defaultdict(list), defaultdict(list), defaultdict(list)
     for t in tasks:
         by = {r: sorted(groups.get((t, r), []), key=lambda x: int(x["seed"])) for r in RULES}
         mean = {r: statistics.mean(float(x["seq"]) for x in rs) for r, rs in by.items() if rs}
         gap = []
         for r in RULES[1:]:
             if r in mean and "bptt" in mean:
-                gaps[t if t in LARGE else r].append((r, mean[r] - mean["bptt"]))
+                if t in LARGE:
+                    gaps_large[t].append((r, mean[r] - mean["bptt"]))
+                else:
+                    gaps[r].append(mean[r] - mean["bptt"])
                 gap.append(f"{mean[r] - mean['bptt']:+.3f}")
             else:
                 gap.append("-")
@@ -121,19 +124,15 @@ def table(path: Path) -> None:
     ver = [float(r["brian2_identical"]) for r in rows if r["rule"] != "bptt" and r.get("brian2_identical")]
     print(f"\nBrian2: {len(ver)} of {sum(r['rule'] != 'bptt' for r in rows)} e-prop runs verified, "
           f"{sum(v == 1.0 for v in ver)} identical on 100 % of the trials" + (f", lowest {min(ver):.4f}" if ver else ""), end="")
-    for r in RULES[1:]:
-        g = [x for _, x in gaps.get(r, [])]
-        if not g:
-            continue
+    for r, g in gaps.items():
         print(f"\n{r}: mean gap to BPTT {statistics.mean(g):+.3f} over {len(g)} tasks (all but {', '.join(LARGE)}); "
               f"within 0.03 on {sum(x >= -0.03 for x in g)} of {len(g)}", end="")
         gw = gaps_wide.get(r)
         if gw:
             print(f"; to BPTT on the same wider network {statistics.mean(gw):+.3f} over {len(gw)} tasks, "
                   f"within 0.03 on {sum(x >= -0.03 for x in gw)}", end="")
-    for t in LARGE:
-        if gaps.get(t):
-            print(f"\n{t}: gap to BPTT " + ", ".join(f"{r} {x:+.3f}" for r, x in gaps[t]), end="")
+    for t, pairs in gaps_large.items():
+        print(f"\n{t}: gap to BPTT " + ", ".join(f"{r} {x:+.3f}" for r, x in pairs), end="")
     print()
 
 
