@@ -84,8 +84,9 @@ def _runs(out: Path, task_names: Sequence[str], rule_names: Sequence[str], seed:
     hence its own run directory). Returns the runs and one note per capped run."""
     from cognet.training.trainer import default_run_dir
 
+    root = Path(out) / "runs"
     runs = make_runs(grid({"task": list(task_names), "rule": list(rule_names)}), lambda p: {**p, "seed": seed},
-                     Path(out) / "runs", base_sets=list(sets), rule_recommendations=True)
+                     root, base_sets=list(sets), rule_recommendations=True)
     capped: List[str] = []
     for r in runs:
         cap = caps.get(r.cfg.rule, caps.get("*"))
@@ -93,7 +94,7 @@ def _runs(out: Path, task_names: Sequence[str], rule_names: Sequence[str], seed:
         if cap is not None and budget > cap:
             set_key(r.cfg, "train.iterations", cap)
             r.cfg.validate()
-            r.run_dir = default_run_dir(r.cfg, root=str(Path(out) / "runs"))
+            r.run_dir = default_run_dir(r.cfg, root=str(root))
             capped.append(f"{r.cfg.task}/{r.cfg.rule}: capped at {cap} of its {budget} iterations (--max-iterations)")
     return runs, capped
 
