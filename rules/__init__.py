@@ -1,4 +1,4 @@
-"""Learning rules: surrogate-gradient BPTT and e-prop variants.
+"""Learning rules: surrogate-gradient BPTT, e-prop variants and the hop-truncated rules.
 
 ``get_rule_class(name)`` looks a rule up; ``RULES`` maps names to classes.
 """
@@ -10,6 +10,7 @@ from typing import Dict, Type
 from .base import LearningRule, StepResult, rate_penalty
 from .bptt import BPTT
 from .eprop import EpropAdaptive, EpropRandom, EpropSymmetric
+from .hops import HopRandom, HopSymmetric
 
 RULES: Dict[str, Type[LearningRule]] = {}
 
@@ -28,7 +29,7 @@ def get_rule_class(name: str) -> Type[LearningRule]:
 
 
 register(BPTT)
-for _cls in (EpropSymmetric, EpropRandom, EpropAdaptive):
+for _cls in (EpropSymmetric, EpropRandom, EpropAdaptive, HopSymmetric, HopRandom):
     register(_cls)
 
 __all__ = ["LearningRule", "StepResult", "RULES", "get_rule_class", "register", "rate_penalty"]

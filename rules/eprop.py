@@ -104,7 +104,7 @@ from cognet.core.fused import resolve_engine
 from cognet.core.network import RSNN
 
 from .base import LearningRule, StepResult, rate_penalty, rate_penalty_grad
-from .eprop_common import EpropOutput, _check_windows
+from .eprop_common import EpropOutput, _check_windows, draw_feedback, require_plain_network
 from .eprop_fused import eprop_run_fused
 
 
@@ -488,22 +488,12 @@ class _Eprop(LearningRule):
             eprop_cfg = EpropConfig()
         eprop_cfg.validate()
         self.ecfg = eprop_cfg
-        if net.leak_aware:
-            raise ValueError(f"rule {self.name!r} does not support surrogate.leak_aware=true "
-                             "(the leak-aware factor needs the whole sequence); use rule bptt")
-        if getattr(net, "bntt", None) is not None:
-            raise ConfigError(f"rule {self.name!r} does not support network.bntt=true (the batch statistics of "
-                              "every step couple all trials, which the per-trial traces do not carry); use rule bptt")
-        if getattr(net, "conv", None) is not None:
-            raise ConfigError(f"rule {self.name!r} does not support the conv front end (network.conv_channels > 0: "
-                              "its eligibility traces cover W_in, W_rec and W_out only); use rule bptt")
+        require_plain_network(self.name, net)
         self.B: Optional[torch.Tensor] = None
         self.prev_w_out: Optional[torch.Tensor] = None
         if self.feedback_kind in ("random", "adaptive"):
-            g = generator if generator is not None else torch.Generator().manual_seed(0)
-            b = torch.randn(net.n, net.n_out, generator=g, dtype=torch.float64)
             std = eprop_cfg.feedback_std if self.feedback_kind == "random" else 1.0 / math.sqrt(net.n)
-            self.B = (b * std).to(net.w_out.device, net.w_out.dtype)
+            self.B = draw_feedback(net, std, generator)
 
     @classmethod
     def from_config(cls, net, task, run_cfg, generator=None):
