@@ -16,6 +16,9 @@ runs one warm-up iteration, then ``--iters`` timed iterations (the minimum is pr
 * ``bptt``      surrogate-gradient BPTT (autograd through the unrolled network)
 * ``eprop``     e-prop with readout-filtered traces (exact; ``eprop.filtered=true``)
 * ``eprop-unf`` e-prop with plain traces (``eprop.filtered=false``; cheaper approximation)
+* ``hop1``, ``hop2`` the hop-truncated rule (``hop-symmetric``, ``hop.hops`` = 1 or 2; not online,
+  :mod:`rules.hops`): BPTT's forward and K + 1 backward passes of the neurons' own dynamics
+  (``--rules bptt,eprop,hop1,hop2``)
 
 Peak memory is the whole process (torch itself takes a few hundred MB); the "growth"
 column is peak minus the RSS after building the network and the batch, i.e. what the
@@ -85,7 +88,7 @@ def _setup(rule: str, n: int, T: int, batch: int, engine: str = "auto"):
             return 2
 
     class TC:
-        rate_target_hz, rate_reg = 10.0, 1.0
+        rate_target_hz, rate_reg, rate_reg_form = 10.0, 1.0, "neuron"
 
     g = torch.Generator().manual_seed(0)
     n_in = 40
@@ -97,6 +100,10 @@ def _setup(rule: str, n: int, T: int, batch: int, engine: str = "auto"):
     task = Bench()
     if rule == "bptt":
         r = BPTT(net, task, TC())
+    elif rule.startswith("hop"):
+        from rules.hops import HopConfig, HopSymmetric
+
+        r = HopSymmetric(net, task, TC(), hop_cfg=HopConfig(hops=int(rule[3:])))
     else:
         r = EpropSymmetric(net, task, TC(), eprop_cfg=EpropConfig(filtered=(rule == "eprop")))
     return r, b
@@ -175,7 +182,8 @@ def main() -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), env.get("PYTHONPATH", "")])
     header = f"{'N':>5} {'T':>5} | " + " | ".join(f"{r:>9} s/it  peak MB  growth" for r in rule_names)
-    header += " | eprop/bptt time  eprop-unf/bptt"
+    if "bptt" in rule_names:
+        header += " | " + "  ".join(f"{r}/bptt time" for r in rule_names if r != "bptt")
     print(f"batch {a.batch}, threads {a.threads}, engine {a.engine}, 50% ALIF, min of {a.iters} iterations after a warm-up")
     print(header)
     for n in (int(s) for s in a.sizes.split(",")):
