@@ -81,3 +81,33 @@ def test_duprev_positions_adds_up_to_the_runs_own_scores(tmp_path, encoding):
     assert bit_err == pytest.approx(1 - ev["bit_accuracy"], abs=1e-5)
     seq = sum(r["trials"] * r["sequence_accuracy"] for r in res.values()) / 256
     assert seq == pytest.approx(ev["sequence_accuracy"], abs=1e-6)
+
+
+def test_hop_alignment_rows_and_all_hops_align_with_bptt(tmp_path):
+    """docs/results/hop_alignment.py reads `cognet align` output with the hop rules: e-prop's rows
+    enter as K = 0, and with K = T - 1 hops hop-symmetric's w_rec gradient is BPTT's (cosine 1)."""
+    import importlib.util
+    import json
+
+    import tasks
+    from cognet.experiments.alignment import gradient_alignment, write_alignment
+    from cognet.training.config import build_config
+
+    spec = importlib.util.spec_from_file_location("hop_alignment", RESULTS / "hop_alignment.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    sets = ["network.n_rec=24", "train.iterations=4", "train.batch_size=8", "task.n_bits=3"]
+    T = tasks.get_task("copy", {"n_bits": 3}, 1.0).T
+    dirs = []
+    for hops in (1, T - 1):
+        cfg = build_config("copy", sets=sets + [f"hop.hops={hops}"])
+        res = gradient_alignment(cfg, ("eprop-symmetric", "hop-symmetric", "hop-random"), every=2)
+        write_alignment(res, tmp_path / f"k{hops}")
+        dirs.append(tmp_path / f"k{hops}")
+    rows = mod.collect(dirs)
+    assert {k for (_, fb, k, p) in rows if fb == "symmetric" and p == "w_rec"} == {0, 1, T - 1}
+    assert rows[("copy", "symmetric", T - 1, "w_rec")][0] == pytest.approx(1.0, abs=1e-4)
+    assert rows[("copy", "symmetric", 0, "w_rec")][0] < 1.0 - 1e-4
+    table = mod.render(rows)
+    assert table.splitlines()[0].startswith("| task | symmetric K=0 | symmetric K=1")
+    assert json.loads((tmp_path / "k1" / "alignment.json").read_text())["compared_sections"]["hop"]["hops"] == 1

@@ -56,7 +56,9 @@ def gradient_alignment(cfg: RunConfig, compare_rules: Sequence[str] = ("eprop-sy
                        every: int = 25, log: Optional[Callable[[str], None]] = None,
                        with_regulariser: bool = False) -> Dict[str, Any]:
     """Train ``cfg`` (its own rule, its own iterations) and measure the alignment every ``every``
-    iterations (and at iteration 0). Returns ``{"config", "rows", "summary"}`` (see module doc).
+    iterations (and at iteration 0). Returns ``{"config", "compared_sections", "every", "with_regulariser",
+    "rows", "summary"}`` (see module doc; ``compared_sections``: the compared rules' own config
+    sections, e.g. ``hop``, which the trajectory's ``config`` leaves out).
 
     By default the measured gradients are those of the task loss alone: the firing-rate
     regulariser's gradient is local, hence the same in e-prop and BPTT, and while rates are
@@ -118,8 +120,11 @@ def gradient_alignment(cfg: RunConfig, compare_rules: Sequence[str] = ("eprop-sy
             if vals:
                 summary.setdefault(r, {})[param] = {"mean_cosine": sum(vals) / len(vals), "first": vals[0],
                                                     "last": vals[-1], "min": min(vals)}
-    return {"config": trainer.cfg.to_dict(), "every": every, "with_regulariser": with_regulariser, "rows": rows,
-            "summary": summary}
+    # the compared rules' own config sections (e.g. hop.hops): the trajectory's config holds only its rule's
+    sections = {sec: dataclasses.asdict(getattr(trainer.cfg, sec)) for r in compare_rules
+                for sec in rules.get_rule_class(r).config_sections}
+    return {"config": trainer.cfg.to_dict(), "compared_sections": sections, "every": every,
+            "with_regulariser": with_regulariser, "rows": rows, "summary": summary}
 
 
 def write_alignment(result: Dict[str, Any], out_dir: Path) -> Dict[str, str]:

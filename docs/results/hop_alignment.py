@@ -1,0 +1,75 @@
+"""How much recurrent credit each task needs: the cosine with BPTT's gradient, hop by hop.
+
+    python3 docs/results/hop_alignment.py ALIGN_DIR [ALIGN_DIR ...]
+
+Each ALIGN_DIR holds the ``alignment.json`` of one ``cognet align --task T --set
+train.iterations=300 --every 50 --compare eprop-symmetric,hop-symmetric,eprop-random,hop-random
+--set hop.hops=K --out ALIGN_DIR`` (a BPTT run; at every 50th iteration the same batch is given
+to BPTT and to each compared rule). e-prop is the hop rule at K = 0, so its rows are entered as
+``K = 0``. Writes ``docs/results/hop-alignment.csv`` (task, feedback, K, weight, mean cosine over
+the measurements, last cosine) and prints the Markdown table of ``docs/tasks.md``: per task the
+mean ``w_rec`` cosine at K = 0, 1, 2, ... for symmetric and random feedback.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+FEEDBACK = {"eprop-symmetric": ("symmetric", 0), "eprop-random": ("random", 0),
+            "hop-symmetric": ("symmetric", None), "hop-random": ("random", None)}
+PARAMS = ("w_in", "w_rec")
+
+
+def collect(dirs):
+    """``{(task, feedback, K, param): (mean cosine, last cosine)}`` from the runs' alignment.json."""
+    out = {}
+    for d in dirs:
+        res = json.loads((Path(d) / "alignment.json").read_text())
+        task = res["config"]["task"]["name"]
+        hops = int(res.get("compared_sections", {}).get("hop", {}).get("hops", 1))
+        for rule, per in res["summary"].items():
+            if rule not in FEEDBACK:
+                continue
+            fb, k = FEEDBACK[rule]
+            k = hops if k is None else k
+            for param in PARAMS:
+                if param in per:
+                    out[(task, fb, k, param)] = (per[param]["mean_cosine"], per[param]["last"])
+    return out
+
+
+def render(rows) -> str:
+    ks = sorted({k for (_, _, k, _) in rows})
+    tasks = sorted({t for (t, _, _, _) in rows})
+    head = "| task | " + " | ".join(f"{fb} K={k}" for fb in ("symmetric", "random") for k in ks) + " |"
+    lines = [head, "|---|" + "---|" * (2 * len(ks))]
+    for t in tasks:
+        cells = []
+        for fb in ("symmetric", "random"):
+            for k in ks:
+                v = rows.get((t, fb, k, "w_rec"))
+                cells.append("" if v is None else f"{v[0]:.3f}")
+        lines.append(f"| `{t}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(dirs) -> None:
+    rows = collect(dirs)
+    if not rows:
+        raise SystemExit("Error: no alignment.json with e-prop or hop rules in the given folders")
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["task", "feedback", "hops", "param", "mean_cosine", "last_cosine"])
+    for (t, fb, k, p), (mean, last) in sorted(rows.items()):
+        w.writerow([t, fb, k, p, f"{mean:.3f}", f"{last:.3f}"])
+    (HERE / "hop-alignment.csv").write_text(buf.getvalue())
+    print(render(rows))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
