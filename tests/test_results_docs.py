@@ -111,3 +111,11 @@ def test_hop_alignment_rows_and_all_hops_align_with_bptt(tmp_path):
     table = mod.render(rows)
     assert table.splitlines()[0].startswith("| task | symmetric K=0 | symmetric K=1")
     assert json.loads((tmp_path / "k1" / "alignment.json").read_text())["compared_sections"]["hop"]["hops"] == 1
+
+
+def test_hop_alignment_table_in_tasks_doc_matches_its_csv():
+    text = (ROOT / "docs" / "tasks.md").read_text()
+    lines = _printed("hop_alignment.py", "table")
+    assert len(lines) == 15  # header, rule and thirteen tasks
+    for line in lines:
+        assert line in text, line[:80]
