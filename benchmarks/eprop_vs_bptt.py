@@ -47,6 +47,17 @@ reference`` (subprocess rows, load ~3-5): T = 500: 0.182 vs 7.52 s/it, peak 319 
 T = 5000: 2.28 vs 29.9 s/it, peak 497 vs 430 MB (fused at T = 5000 recomputes its chunks;
 its extra ~70 MB is the per-chunk kernel outputs and heap fragmentation, not a growing buffer).
 
+The hop rules, ``--sizes 128,512 --steps 500 --rules bptt,eprop,hop1,hop2 --iters 2`` (batch 32,
+fused engine, 2026-12-02, a Sphinx build beside it, so +-30 %)::
+
+        N     T |  bptt s/it  peak MB | eprop s/it  peak MB | hop1 s/it  peak MB | hop2 s/it  peak MB
+      128   500 |      0.053      269 |      0.059      262 |     0.109      350 |     0.147      366
+      512   500 |      0.380      349 |      0.258      339 |     0.462      599 |     0.925      630
+
+hop1/bptt time 2.05x (N=128) and 1.22x (N=512); hop2 2.8x and 2.4x. Their extra memory is the
+dense ``[T, B, n]`` input currents and per-pass output gradients that the autograd passes keep
+(BPTT's fused path projects the inputs inside the kernel instead).
+
 Before the fused e-prop engine (all on the reference engine):
 
 e-prop/BPTT time 1.13x (N=128, T=500; 1.49x in an earlier, noisier run), 1.75-1.80x at
