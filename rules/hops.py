@@ -110,8 +110,7 @@ def hop_gradients(net: RSNN, task, batch, train_cfg, hops: int, feedback: Option
             cur = torch.nn.functional.linear(x, w_in)
             traj = simulate(cur, w_rec, net.consts, net.surrogate, None, detach_reset=True, detach_recurrent=True)
         z = traj.z
-        T, B, n = z.shape
-        filtered = (net.readout_weights(batch.windows, T) @ z.reshape(T, B * n)).reshape(-1, B, n)
+        filtered = net.filtered_windows(z, batch.windows)
         if feedback is None:
             logits = torch.nn.functional.linear(filtered, w_out, b_out)
         else:

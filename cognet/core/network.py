@@ -247,14 +247,18 @@ class RSNN(nn.Module):
         return DropoutMasks(rec=_bernoulli_mask(batch, self.n, self.dropout, g, dtype, device),
                             inp=_bernoulli_mask(batch, self.n_in, self.input_dropout, g, dtype, device))
 
-    def readout(self, z: torch.Tensor, windows: Sequence[Tuple[int, int]]) -> torch.Tensor:
-        """Per-window logits ``[W, B, n_out]`` from spikes ``[T, B, n]``."""
+    def filtered_windows(self, z: torch.Tensor, windows: Sequence[Tuple[int, int]]) -> torch.Tensor:
+        """Per-window means of the readout-filtered spikes ``[W, B, n]`` (``M z``, see
+        :func:`readout_matrix`) from spikes ``[T, B, n]``: what ``W_out`` reads."""
         M = self.readout_weights(windows, z.shape[0])
         T, B, n = z.shape
         # one [W, T] x [T, B n] matmul: the same numbers as einsum("wt,tbn->wbn") (checked in
         # tests/test_engine.py), several times faster for one window
-        filtered = (M @ z.reshape(T, B * n)).reshape(M.shape[0], B, n)
-        return torch.nn.functional.linear(filtered, self.w_out, self.b_out)
+        return (M @ z.reshape(T, B * n)).reshape(M.shape[0], B, n)
+
+    def readout(self, z: torch.Tensor, windows: Sequence[Tuple[int, int]]) -> torch.Tensor:
+        """Per-window logits ``[W, B, n_out]`` from spikes ``[T, B, n]``."""
+        return torch.nn.functional.linear(self.filtered_windows(z, windows), self.w_out, self.b_out)
 
     def forward(
         self,

@@ -47,7 +47,10 @@ def estimate_memory_bytes(cfg: RunConfig, task) -> float:
         cfg.train.batch_size)
     weights = 4.0 * (n * n + n * n_in + n * n_out) * item
     bptt, traces = 8.0 * n * T * B, 3.0 * n * (n + n_in) * B
-    states = (bptt if cfg.rule == "bptt" or cfg.rule.startswith("hop-") else traces if cfg.rule.startswith("eprop") else max(bptt, traces)) * item
+    if cfg.rule == "bptt" or cfg.rule.startswith("hop-"):
+        states = bptt * item
+    else:
+        states = (traces if cfg.rule.startswith("eprop") else max(bptt, traces)) * item
     evaluation = 4.0 * n * T * min(float(cfg.train.eval_trials), 256.0) * item
     return weights + states + evaluation
 
