@@ -19,6 +19,8 @@ runs one warm-up iteration, then ``--iters`` timed iterations (the minimum is pr
 * ``hop1``, ``hop2`` the hop-truncated rule (``hop-symmetric``, ``hop.hops`` = 1 or 2; not online,
   :mod:`rules.hops`): BPTT's forward and K + 1 backward passes of the neurons' own dynamics
   (``--rules bptt,eprop,hop1,hop2``)
+* ``mdgl``      e-prop plus the one-hop credit known one step later (``mdgl-symmetric``,
+  :mod:`rules.mdgl`): the hop rules' forward, one backward pass and one ``[T B, n] x [n, n]`` product
 
 Peak memory is the whole process (torch itself takes a few hundred MB); the "growth"
 column is peak minus the RSS after building the network and the batch, i.e. what the
@@ -111,6 +113,10 @@ def _setup(rule: str, n: int, T: int, batch: int, engine: str = "auto"):
     task = Bench()
     if rule == "bptt":
         r = BPTT(net, task, TC())
+    elif rule == "mdgl":
+        from rules.mdgl import MdglSymmetric
+
+        r = MdglSymmetric(net, task, TC())
     elif rule.startswith("hop"):
         from rules.hops import HopConfig, HopSymmetric
 

@@ -1,4 +1,4 @@
-"""Learning rules: surrogate-gradient BPTT, e-prop variants and the hop-truncated rules.
+"""Learning rules: surrogate-gradient BPTT, e-prop variants, the hop-truncated rules and MDGL.
 
 ``get_rule_class(name)`` looks a rule up; ``RULES`` maps names to classes.
 """
@@ -11,6 +11,7 @@ from .base import LearningRule, StepResult, rate_penalty
 from .bptt import BPTT
 from .eprop import EpropAdaptive, EpropRandom, EpropSymmetric
 from .hops import HopRandom, HopSymmetric
+from .mdgl import MdglRandom, MdglSymmetric
 
 RULES: Dict[str, Type[LearningRule]] = {}
 
@@ -29,7 +30,7 @@ def get_rule_class(name: str) -> Type[LearningRule]:
 
 
 register(BPTT)
-for _cls in (EpropSymmetric, EpropRandom, EpropAdaptive, HopSymmetric, HopRandom):
+for _cls in (EpropSymmetric, EpropRandom, EpropAdaptive, HopSymmetric, HopRandom, MdglSymmetric, MdglRandom):
     register(_cls)
 
 __all__ = ["LearningRule", "StepResult", "RULES", "get_rule_class", "register", "rate_penalty"]

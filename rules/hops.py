@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, NamedTuple, Optional
 
 import torch
 
@@ -89,70 +89,108 @@ class _FeedbackReadout(torch.autograd.Function):
         return g @ fb.t(), gw, g.reshape(-1, n_out).sum(0), None
 
 
-def hop_gradients(net: RSNN, task, batch, train_cfg, hops: int, feedback: Optional[torch.Tensor] = None):
-    """The hop rule's gradients for one batch: ``(grads, logits, z, task_loss, reg)``.
+class CreditPass(NamedTuple):
+    """What the one-hop rules share from one batch (:func:`credit_forward`): the inputs and the
+    weights as autograd leaves, the trajectory of the network with the reset and the recurrent
+    input stopped (what e-prop differentiates), and ``g0 = dE/dz`` through the readout and the
+    rate regulariser only."""
 
-    ``grads`` maps ``w_in``, ``w_rec``, ``w_out``, ``b_out`` to tensors; ``feedback`` is ``B``
-    ``[n, n_out]`` (``None``: ``W_out^T``, exact). The engine is the network's own (fused on CPU
-    where it loads, else the reference step loop); both give the same numbers."""
+    cur: torch.Tensor
+    w_in: torch.Tensor
+    w_rec: torch.Tensor
+    traj: "object"
+    logits: torch.Tensor
+    task_loss: torch.Tensor
+    reg: torch.Tensor
+    g0: torch.Tensor
+    g_wout: torch.Tensor
+    g_bout: torch.Tensor
+
+
+def credit_forward(net: RSNN, task, batch, train_cfg, feedback: Optional[torch.Tensor] = None,
+                   record_state: bool = False) -> CreditPass:
+    """The forward pass and ``g0`` of :func:`hop_gradients` (``feedback``: ``B`` ``[n, n_out]``, or
+    ``None`` for ``W_out^T``). The engine is the network's own (fused on CPU where it loads, else
+    the reference step loop); both give the same numbers. Call it under ``torch.enable_grad()``."""
     x = batch.x.to(device=net.w_in.device, dtype=net.w_in.dtype)
     engine = resolve_engine(net.engine, x.device, x.dtype, net.surrogate)
     w_in = net.w_in.detach().requires_grad_(True)
     w_rec = net.effective_w_rec().detach().requires_grad_(True)
     w_out = net.w_out.detach().requires_grad_(True)
     b_out = net.b_out.detach().requires_grad_(True)
+    if engine == "fused":
+        cur = project_inputs(x, w_in)
+        traj = simulate_fused(cur, w_rec, net.consts, net.surrogate, None, detach_reset=True,
+                              detach_recurrent=True, record_state=record_state)
+    else:
+        cur = torch.nn.functional.linear(x, w_in)
+        traj = simulate(cur, w_rec, net.consts, net.surrogate, None, detach_reset=True, detach_recurrent=True,
+                        record_state=record_state)
+    z = traj.z
+    filtered = net.filtered_windows(z, batch.windows)
+    if feedback is None:
+        logits = torch.nn.functional.linear(filtered, w_out, b_out)
+    else:
+        logits = _FeedbackReadout.apply(filtered, w_out, b_out, feedback.detach().to(z.dtype))
+    task_loss = task.loss(logits, batch)
+    reg = rate_penalty(z, net.neurons.dt_ms, train_cfg.rate_target_hz, train_cfg.rate_reg, train_cfg.rate_reg_form)
+    g0, g_wout, g_bout = torch.autograd.grad(task_loss + reg, (z, w_out, b_out), retain_graph=True)
+    return CreditPass(cur, w_in, w_rec, traj, logits, task_loss, reg, g0, g_wout, g_bout)
+
+
+def credit_gradients(net: RSNN, cp: CreditPass, g: torch.Tensor):
+    """e-prop's update for the learning signal ``g`` ``[T, B, n]`` (``dE/dz`` as seen by each
+    neuron), with the exact readout gradients of ``cp``: ``(grads, logits, z, task_loss, reg)``."""
+    g_win, g_wrec = torch.autograd.grad(cp.traj.z, (cp.w_in, cp.w_rec), g)
+    grads = {"w_in": g_win, "w_rec": g_wrec * net.rec_mask, "w_out": cp.g_wout, "b_out": cp.g_bout}
+    return grads, cp.logits.detach(), cp.traj.z.detach(), cp.task_loss.detach(), cp.reg.detach()
+
+
+def hop_gradients(net: RSNN, task, batch, train_cfg, hops: int, feedback: Optional[torch.Tensor] = None):
+    """The hop rule's gradients for one batch: ``(grads, logits, z, task_loss, reg)``.
+
+    ``grads`` maps ``w_in``, ``w_rec``, ``w_out``, ``b_out`` to tensors; ``feedback`` is ``B``
+    ``[n, n_out]`` (``None``: ``W_out^T``, exact). The engine is the network's own (fused on CPU
+    where it loads, else the reference step loop); both give the same numbers."""
     with torch.enable_grad():
-        if engine == "fused":
-            cur = project_inputs(x, w_in)
-            traj = simulate_fused(cur, w_rec, net.consts, net.surrogate, None, detach_reset=True,
-                                  detach_recurrent=True)
-        else:
-            cur = torch.nn.functional.linear(x, w_in)
-            traj = simulate(cur, w_rec, net.consts, net.surrogate, None, detach_reset=True, detach_recurrent=True)
-        z = traj.z
-        filtered = net.filtered_windows(z, batch.windows)
-        if feedback is None:
-            logits = torch.nn.functional.linear(filtered, w_out, b_out)
-        else:
-            logits = _FeedbackReadout.apply(filtered, w_out, b_out, feedback.detach().to(z.dtype))
-        task_loss = task.loss(logits, batch)
-        reg = rate_penalty(z, net.neurons.dt_ms, train_cfg.rate_target_hz, train_cfg.rate_reg, train_cfg.rate_reg_form)
-        g0, g_wout, g_bout = torch.autograd.grad(task_loss + reg, (z, w_out, b_out), retain_graph=True)
-        g = g0
-        w_t = w_rec.detach()
+        cp = credit_forward(net, task, batch, train_cfg, feedback)
+        g0, g = cp.g0, cp.g0
+        w_t = cp.w_rec.detach()
         for _ in range(hops):
-            (delta,) = torch.autograd.grad(z, cur, g, retain_graph=True)
+            (delta,) = torch.autograd.grad(cp.traj.z, cp.cur, g, retain_graph=True)
             hop = torch.zeros_like(g0)
             hop[:-1] = delta[1:] @ w_t  # sum_j W_jp delta_j[t + 1]
             g = g0 + hop
-        g_win, g_wrec = torch.autograd.grad(z, (w_in, w_rec), g)
-    grads = {"w_in": g_win, "w_rec": g_wrec * net.rec_mask, "w_out": g_wout, "b_out": g_bout}
-    return grads, logits.detach(), z.detach(), task_loss.detach(), reg.detach()
+        return credit_gradients(net, cp, g)
 
 
-class _Hop(LearningRule):
-    config_sections = ("hop",)
+class CreditRule(LearningRule):
+    """What the rules built on :func:`credit_forward` share: a config section of their own
+    (``config_sections[0]``, with ``feedback_std``), the plain-network checks, the random
+    feedback matrix (``feedback_kind = "random"``; it is the rule's saved state) and the step;
+    a subclass supplies :meth:`gradients`."""
+
     feedback_kind = ""
 
-    def __init__(self, net: RSNN, task, train_cfg, generator: Optional[torch.Generator] = None, hop_cfg=None) -> None:
+    def __init__(self, net: RSNN, task, train_cfg, generator: Optional[torch.Generator], rule_cfg) -> None:
         super().__init__(net, task, train_cfg, generator)
-        self.hcfg = HopConfig() if hop_cfg is None else hop_cfg
-        self.hcfg.validate()
+        self.rcfg = rule_cfg
+        self.rcfg.validate()
         require_plain_network(self.name, net)
         if net.uses_dropout:
             raise ConfigError(f"rule {self.name!r} does not support dropout (network.dropout / "
                               "network.input_dropout); use rule bptt or an e-prop rule")
         self.B: Optional[torch.Tensor] = None
         if self.feedback_kind == "random":
-            self.B = draw_feedback(net, self.hcfg.feedback_std, generator)
+            self.B = draw_feedback(net, self.rcfg.feedback_std, generator)
 
-    @classmethod
-    def from_config(cls, net, task, run_cfg, generator=None):
-        return cls(net, task, run_cfg.train, generator, hop_cfg=run_cfg.hop)
+    def gradients(self, batch):
+        """``(grads, logits, z, task_loss, reg)`` for one batch (see :func:`hop_gradients`)."""
+        raise NotImplementedError
 
     def step(self, batch) -> StepResult:
         net = self.net
-        grads, logits, z, task_loss, reg = hop_gradients(net, self.task, batch, self.cfg, self.hcfg.hops, self.B)
+        grads, logits, z, task_loss, reg = self.gradients(batch)
         net.zero_grad(set_to_none=True)
         for name, g in grads.items():
             getattr(net, name).grad = g
@@ -167,6 +205,21 @@ class _Hop(LearningRule):
             raise ValueError(f"rule {self.name!r} does not know state tensors {sorted(unknown)}")
         if "feedback" in tensors:
             self.B = tensors["feedback"].to(self.net.w_out.device, self.net.w_out.dtype).clone()
+
+
+class _Hop(CreditRule):
+    config_sections = ("hop",)
+
+    def __init__(self, net: RSNN, task, train_cfg, generator: Optional[torch.Generator] = None, hop_cfg=None) -> None:
+        super().__init__(net, task, train_cfg, generator, HopConfig() if hop_cfg is None else hop_cfg)
+        self.hcfg = self.rcfg
+
+    @classmethod
+    def from_config(cls, net, task, run_cfg, generator=None):
+        return cls(net, task, run_cfg.train, generator, hop_cfg=run_cfg.hop)
+
+    def gradients(self, batch):
+        return hop_gradients(self.net, self.task, batch, self.cfg, self.hcfg.hops, self.B)
 
 
 class HopSymmetric(_Hop):

@@ -175,12 +175,14 @@ def test_cli_trains_hop_rule(tmp_path):
     assert "rule.feedback" in tensors
 
 
-def test_killed_hop_run_resumes_to_identical_weights(tmp_path, tiny_sets, kill_at):
+@pytest.mark.parametrize("rule,extra", [("hop-random", "hop.hops=2"), ("mdgl-random", "mdgl.weights=cell-type")])
+def test_killed_credit_rule_run_resumes_to_identical_weights(tmp_path, tiny_sets, kill_at, rule, extra):
+    """The rules on rules.hops.CreditRule (hop-*, mdgl-*) checkpoint their feedback matrix."""
     from cognet.training.config import build_config
     from cognet.training.model import load_model
     from cognet.training.trainer import train
 
-    cfg = build_config("copy", rule="hop-random", sets=tiny_sets + ["hop.hops=2"])
+    cfg = build_config("copy", rule=rule, sets=tiny_sets + [extra])
     train(cfg, tmp_path / "full", progress=False)
     kill_at(cfg, tmp_path / "part", 4)
     s = train(cfg, tmp_path / "part", progress=False)

@@ -84,8 +84,8 @@ def test_duprev_positions_adds_up_to_the_runs_own_scores(tmp_path, encoding):
 
 
 def test_hop_alignment_rows_and_all_hops_align_with_bptt(tmp_path):
-    """docs/results/hop_alignment.py reads `cognet align` output with the hop rules: e-prop's rows
-    enter as K = 0, and with K = T - 1 hops hop-symmetric's w_rec gradient is BPTT's (cosine 1)."""
+    """docs/results/hop_alignment.py reads `cognet align` output with the hop and MDGL rules: e-prop's
+    rows enter as K = 0, MDGL's in a column of their own, and with K = T - 1 hops hop-symmetric's w_rec gradient is BPTT's (cosine 1)."""
     import importlib.util
     import json
 
@@ -101,15 +101,21 @@ def test_hop_alignment_rows_and_all_hops_align_with_bptt(tmp_path):
     dirs = []
     for hops in (1, T - 1):
         cfg = build_config("copy", sets=sets + [f"hop.hops={hops}"])
-        res = gradient_alignment(cfg, ("eprop-symmetric", "hop-symmetric", "hop-random"), every=2)
+        res = gradient_alignment(cfg, ("eprop-symmetric", "hop-symmetric", "hop-random", "mdgl-symmetric"), every=2)
         write_alignment(res, tmp_path / f"k{hops}")
         dirs.append(tmp_path / f"k{hops}")
     rows = mod.collect(dirs)
-    assert {k for (_, fb, k, p) in rows if fb == "symmetric" and p == "w_rec"} == {0, 1, T - 1}
+    assert {k for (_, fb, k, p) in rows if fb == "symmetric" and p == "w_rec"} == {0, mod.MDGL, 1, T - 1}
     assert rows[("copy", "symmetric", T - 1, "w_rec")][0] == pytest.approx(1.0, abs=1e-4)
     assert rows[("copy", "symmetric", 0, "w_rec")][0] < 1.0 - 1e-4
     table = mod.render(rows)
-    assert table.splitlines()[0].startswith("| task | symmetric K=0 | symmetric K=1")
+    assert table.splitlines()[0].startswith("| task | symmetric K=0 | symmetric MDGL | symmetric K=1")
+    # the CSV written from these rows reads back to the same rows (the MDGL key included)
+    csv_path = tmp_path / "rows.csv"
+    mod.HERE = tmp_path
+    mod.main([str(d) for d in dirs])
+    (tmp_path / "hop-alignment.csv").rename(csv_path)
+    assert mod.from_csv(csv_path) == {k: (round(a, 3), round(b, 3)) for k, (a, b) in rows.items()}
     assert json.loads((tmp_path / "k1" / "alignment.json").read_text())["compared_sections"]["hop"]["hops"] == 1
 
 

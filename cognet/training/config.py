@@ -1,7 +1,7 @@
 """Run configuration: nested dataclasses, YAML files and ``--set key=value`` overrides.
 
 A run is described by :class:`RunConfig` with sections ``network``, ``surrogate``,
-``train``, ``eprop``, ``hop`` and ``task`` (the task section holds ``name`` plus that task's own parameters,
+``train``, ``eprop``, ``hop``, ``mdgl`` and ``task`` (the task section holds ``name`` plus that task's own parameters,
 validated by the task). Keys are addressed with dots: ``network.n_rec=200``,
 ``task.n_bits=6``, ``train.lr=0.005``. Unknown keys and invalid values raise
 :class:`ConfigError` naming the key and the allowed values.
@@ -22,6 +22,7 @@ from cognet.core.errors import ConfigError
 from cognet.training.plugins import ensure_loaded
 from rules.eprop import EpropConfig
 from rules.hops import HopConfig
+from rules.mdgl import MdglConfig
 from tasks.base import coerce
 
 
@@ -146,9 +147,9 @@ class TrainConfig:
 
 
 SECTIONS = {"network": NetworkConfig, "surrogate": SurrogateConfig, "train": TrainConfig, "eprop": EpropConfig,
-            "hop": HopConfig}
+            "hop": HopConfig, "mdgl": MdglConfig}
 #: sections read by particular rules only (see LearningRule.config_sections)
-RULE_SECTIONS = ("eprop", "hop")
+RULE_SECTIONS = ("eprop", "hop", "mdgl")
 #: keys added after runs existed: at their default they are left out of :meth:`RunConfig.to_dict`
 #: (so of ``config.yaml`` and ``config_hash``), which keeps the names of existing runs
 HASH_NEUTRAL_DEFAULTS = {("network", "dropout"): 0.0, ("network", "input_dropout"): 0.0,
@@ -187,6 +188,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eprop: EpropConfig = field(default_factory=EpropConfig)
     hop: HopConfig = field(default_factory=HopConfig)
+    mdgl: MdglConfig = field(default_factory=MdglConfig)
 
     # -- validation ------------------------------------------------------------------------
     def validate(self) -> "RunConfig":
@@ -294,7 +296,7 @@ def _choice(obj, section: str, key: str, allowed: Sequence[str]) -> None:
         raise ConfigError(f"{section}.{key} must be one of {list(allowed)}, got {v!r}")
 
 
-TOP_KEYS = ("task", "rule", "seed", "network", "surrogate", "train", "eprop", "hop")
+TOP_KEYS = ("task", "rule", "seed", "network", "surrogate", "train", "eprop", "hop", "mdgl")
 
 
 def set_key(cfg: RunConfig, key: str, value: Any) -> None:

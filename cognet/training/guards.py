@@ -39,7 +39,7 @@ MAX_N_REC = 100_000
 
 def estimate_memory_bytes(cfg: RunConfig, task) -> float:
     """Rough peak memory of training ``cfg`` on ``task``: weights with gradients and Adam state
-    (x4), plus BPTT's stored states (about 8 numbers per neuron, step and trial; the hop rules too) or e-prop's
+    (x4), plus BPTT's stored states (about 8 numbers per neuron, step and trial; the hop and MDGL rules too) or e-prop's
     eligibility traces (about 3 per synapse and trial; the larger of the two for other rules),
     plus one evaluation batch."""
     item = 8 if cfg.train.dtype == "float64" else 4
@@ -47,7 +47,7 @@ def estimate_memory_bytes(cfg: RunConfig, task) -> float:
         cfg.train.batch_size)
     weights = 4.0 * (n * n + n * n_in + n * n_out) * item
     bptt, traces = 8.0 * n * T * B, 3.0 * n * (n + n_in) * B
-    if cfg.rule == "bptt" or cfg.rule.startswith("hop-"):
+    if cfg.rule == "bptt" or cfg.rule.startswith(("hop-", "mdgl-")):
         states = bptt * item
     else:
         states = (traces if cfg.rule.startswith("eprop") else max(bptt, traces)) * item
