@@ -6,6 +6,8 @@ Usage::
         [--batch 32] [--iters 2] [--threads 1] [--engine auto|fused|reference]
     PYTHONPATH=$PWD python benchmarks/eprop_vs_bptt.py --rotation [--sizes 128,512] [--steps 500]
         [--repeats 5] [--rules eprop,eprop-unf]     # e-prop reference vs fused engine, one process
+    PYTHONPATH=$PWD python benchmarks/eprop_vs_bptt.py --side-by-side --rules bptt,hop1,mdgl
+        [--sizes 128,512] [--steps 500] [--repeats 5]   # rules in rotation, one process
 
 Every (rule, N, T) configuration runs in a fresh subprocess, so its peak resident memory
 (``ru_maxrss``) is its own. Each subprocess builds a 50 % ALIF network (``N`` neurons,
@@ -59,6 +61,18 @@ fused engine, 2026-12-02, a Sphinx build beside it, so +-30 %)::
 hop1/bptt time 2.05x (N=128) and 1.22x (N=512); hop2 2.8x and 2.4x. Their extra memory is the
 dense ``[T, B, n]`` input currents and per-pass output gradients that the autograd passes keep
 (BPTT's fused path projects the inputs inside the kernel instead).
+
+MDGL beside them, ``--side-by-side --rules bptt,eprop,hop1,mdgl --sizes 128,512 --steps 500``
+(batch 32, one process, rules in rotation, median of 5; two training runs beside it on the 2
+cores, 2026-12-02), time relative to BPTT, two invocations::
+
+        N | eprop/bptt  hop1/bptt  mdgl/bptt
+      128 |       0.97       1.30       2.18      (second invocation: hop1 1.35, mdgl 1.63)
+      512 |       0.57       1.73       1.56      (second invocation: hop1 1.72, mdgl 1.61)
+
+MDGL costs what one hop costs: the same forward (with the voltage and adaptation recorded),
+one backward pass instead of two, and the pseudo-derivatives ``psi`` computed from the recorded
+state (``[T, B, n]`` elementwise work, which at N = 128 is as much as the backward pass).
 
 Before the fused e-prop engine (all on the reference engine):
 
@@ -171,6 +185,33 @@ def rotation(sizes, T: int, batch: int, repeats: int, threads: int, rule_names) 
                   f"{med['fused'] / med['reference']:>15.2f}", flush=True)
 
 
+def side_by_side(sizes, T: int, batch: int, repeats: int, threads: int, rule_names) -> None:
+    """The given rules in rotation in this one process (median of ``repeats`` iterations each,
+    after one warm-up), time relative to the first rule: the ratio both saw under the same load."""
+    import statistics
+
+    import torch
+
+    torch.set_num_threads(threads)
+    first = rule_names[0]
+    print(f"rules in rotation: batch {batch}, T {T}, threads {threads}, 50% ALIF, median of {repeats}")
+    print(f"{'N':>5} | " + " | ".join(f"{r:>9} s/it" for r in rule_names) + " | "
+          + "  ".join(f"{r}/{first}" for r in rule_names[1:]))
+    for n in sizes:
+        setups = {r: _setup(r, n, T, batch, "auto") for r in rule_names}
+        times = {r: [] for r in setups}
+        for r, b in setups.values():
+            r.step(b)  # warm-up
+        for _ in range(repeats):
+            for name, (r, b) in setups.items():
+                t0 = time.perf_counter()
+                r.step(b)
+                times[name].append(time.perf_counter() - t0)
+        med = {r: statistics.median(v) for r, v in times.items()}
+        print(f"{n:>5} | " + " | ".join(f"{med[r]:>14.3f}" for r in rule_names) + " | "
+              + "  ".join(f"{med[r] / med[first]:>{len(r) + len(first) + 1}.2f}" for r in rule_names[1:]), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="128,512")
@@ -183,7 +224,9 @@ def main() -> None:
                     help="simulation engine of every subprocess (train.engine)")
     ap.add_argument("--rotation", action="store_true",
                     help="e-prop reference vs fused engine in rotation in one process (first T of --steps)")
-    ap.add_argument("--repeats", type=int, default=5, help="iterations per engine in --rotation")
+    ap.add_argument("--side-by-side", action="store_true",
+                    help="the --rules in rotation in one process, time relative to the first (first T of --steps)")
+    ap.add_argument("--repeats", type=int, default=5, help="iterations per engine or rule in --rotation / --side-by-side")
     ap.add_argument("--worker", nargs=3, metavar=("RULE", "N", "T"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
@@ -193,6 +236,10 @@ def main() -> None:
     if a.rotation:
         rotation([int(s) for s in a.sizes.split(",")], int(a.steps.split(",")[0]), a.batch, a.repeats, a.threads,
                  [r for r in a.rules.split(",") if r != "bptt"])
+        return
+    if a.side_by_side:
+        side_by_side([int(s) for s in a.sizes.split(",")], int(a.steps.split(",")[0]), a.batch, a.repeats, a.threads,
+                     a.rules.split(","))
         return
     rule_names = a.rules.split(",")
     rows = []

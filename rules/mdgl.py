@@ -25,7 +25,7 @@ the forward pass, as cognet's fused e-prop engine does; the sum is the same.)
   the existing synapses from p's cell type to j's. The cell types here are the two populations
   (ALIF and LIF). The paper's networks obey Dale's law, so the block means carry the sign and
   size of E and I projections; cognet's weights have mixed signs, so the means are small and
-  the term is close to e-prop (measured in docs/rules.md).
+  the term is close to e-prop (measured in docs/tasks.md).
 
 ``mdgl-symmetric`` uses ``W_out^T`` for the readout's learning signals, ``mdgl-random`` a
 fixed random ``B ~ N(0, mdgl.feedback_std^2)`` (drawn as ``eprop-random`` draws it). Tested in
@@ -74,15 +74,15 @@ def pseudo_derivative(net: RSNN, traj) -> torch.Tensor:
     network's surrogate at the normalised voltage, divided by ``v_th``, 0 while refractory."""
     c = net.consts
     v, z = traj.v.detach(), traj.z.detach()
-    x = (v - c.v_th - c.beta * traj.a.detach()) / c.v_th if c.adaptive else (v - c.v_th) / c.v_th
-    psi = net.surrogate.derivative(x) / c.v_th
+    x = torch.mul(traj.a.detach(), c.beta) if c.adaptive else torch.zeros_like(v)
+    torch.sub(v, x, out=x)
+    x.sub_(c.v_th).div_(c.v_th)  # (v - v_th - beta a) / v_th, in place (these are [T, B, n])
+    psi = net.surrogate.derivative(x).div_(c.v_th)
     if c.refractory:
-        # refractory at t <=> a spike in the n_ref - 1 steps before (no spike can fall inside
-        # that window, so the sum below is 0 or 1): the same mask as alif_step's r == 0
-        busy = torch.zeros_like(psi)
-        for k in range(1, int(c.n_ref.max()) if c.n_ref.numel() else 1):
-            busy[k:] += z[:-k] * (c.n_ref > k).to(psi.dtype)
-        psi = psi * (busy == 0).to(psi.dtype)
+        # refractory at t <=> a spike in the n_ref - 1 steps before; no second spike can fall in
+        # that window, so multiplying by 1 - z[t - k] for each k is alif_step's r == 0 mask
+        for k in range(1, int(c.n_ref.max())):
+            psi[k:].mul_(1.0 - z[:-k] * (c.n_ref > k).to(psi.dtype))
     return psi
 
 
