@@ -74,9 +74,10 @@ def pseudo_derivative(net: RSNN, traj) -> torch.Tensor:
     network's surrogate at the normalised voltage, divided by ``v_th``, 0 while refractory."""
     c = net.consts
     v, z = traj.v.detach(), traj.z.detach()
-    x = torch.mul(traj.a.detach(), c.beta) if c.adaptive else torch.zeros_like(v)
-    torch.sub(v, x, out=x)
-    x.sub_(c.v_th).div_(c.v_th)  # (v - v_th - beta a) / v_th, in place (these are [T, B, n])
+    x = torch.sub(v, c.v_th)  # (v - v_th - beta a) / v_th as alif_step evaluates it, in place after
+    if c.adaptive:
+        x.sub_(c.beta * traj.a.detach())
+    x.div_(c.v_th)
     psi = net.surrogate.derivative(x).div_(c.v_th)
     if c.refractory:
         # refractory at t <=> a spike in the n_ref - 1 steps before; no second spike can fall in
