@@ -50,7 +50,7 @@ from typing import Dict, NamedTuple, Optional
 import torch
 
 from cognet.core.errors import ConfigError
-from cognet.core.functional import simulate
+from cognet.core.functional import Trajectory, simulate
 from cognet.core.fused import project_inputs, resolve_engine, simulate_fused
 from cognet.core.network import RSNN
 
@@ -90,7 +90,7 @@ class _FeedbackReadout(torch.autograd.Function):
 
 
 class CreditPass(NamedTuple):
-    """What the one-hop rules share from one batch (:func:`credit_forward`): the inputs and the
+    """What the hop and MDGL rules share from one batch (:func:`credit_forward`): the inputs and the
     weights as autograd leaves, the trajectory of the network with the reset and the recurrent
     input stopped (what e-prop differentiates), and ``g0 = dE/dz`` through the readout and the
     rate regulariser only."""
@@ -98,7 +98,7 @@ class CreditPass(NamedTuple):
     cur: torch.Tensor
     w_in: torch.Tensor
     w_rec: torch.Tensor
-    traj: "object"
+    traj: Trajectory
     logits: torch.Tensor
     task_loss: torch.Tensor
     reg: torch.Tensor

@@ -33,8 +33,10 @@ fixed random ``B ~ N(0, mdgl.feedback_std^2)`` (drawn as ``eprop-random`` draws 
 voltage of the one step after a spike passes the recurrent credit on.
 
 Not e-prop (the learning signal of a neuron needs its targets' signals and the weights to
-them), hence the name. Cost per iteration: the hop rules' forward and one backward pass of the
-neurons' own dynamics (as ``hop.hops=0``) plus one ``[T B, n] x [n, n]`` product.
+them), hence the name. Cost per iteration: the hop rules' forward (recording the voltage and
+adaptation), one backward pass of the neurons' own dynamics (as ``hop.hops=0``), the
+pseudo-derivatives from the recorded state and one ``[T B, n] x [n, n]`` product: about what
+``hop.hops=1`` costs (``benchmarks/eprop_vs_bptt.py --side-by-side --rules bptt,hop1,mdgl``).
 """
 
 from __future__ import annotations
