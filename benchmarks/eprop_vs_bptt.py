@@ -159,11 +159,26 @@ def _worker(rule: str, n: int, T: int, batch: int, iters: int, threads: int, eng
             "growth_mb": peak - rss0, "rate_hz": float(res.z.mean()) * 1000.0, "engine": engine}
 
 
+def _medians_in_rotation(setups, repeats: int) -> dict:
+    """``{label: median seconds}`` of ``rule.step(batch)`` for ``setups = {label: (rule, batch)}``:
+    one warm-up each (and the build of the kernel, once), then ``repeats`` rounds in which every
+    setup steps once, so all of them see the same machine load."""
+    import statistics
+
+    times = {k: [] for k in setups}
+    for r, b in setups.values():
+        r.step(b)
+    for _ in range(repeats):
+        for k, (r, b) in setups.items():
+            t0 = time.perf_counter()
+            r.step(b)
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def rotation(sizes, T: int, batch: int, repeats: int, threads: int, rule_names) -> None:
     """e-prop on the reference vs the fused engine, in rotation in this one process (median of
     ``repeats`` iterations each, after one warm-up), so both see the same machine load."""
-    import statistics
-
     import torch
 
     torch.set_num_threads(threads)
@@ -171,16 +186,7 @@ def rotation(sizes, T: int, batch: int, repeats: int, threads: int, rule_names) 
     print(f"{'rule':>10} {'N':>5} | reference s/it | fused s/it | fused/reference")
     for n in sizes:
         for rule in rule_names:
-            setups = {e: _setup(rule, n, T, batch, e) for e in ("reference", "fused")}
-            times = {e: [] for e in setups}
-            for e, (r, b) in setups.items():
-                r.step(b)  # warm-up (and the build of the kernel, once)
-            for _ in range(repeats):
-                for e, (r, b) in setups.items():
-                    t0 = time.perf_counter()
-                    r.step(b)
-                    times[e].append(time.perf_counter() - t0)
-            med = {e: statistics.median(v) for e, v in times.items()}
+            med = _medians_in_rotation({e: _setup(rule, n, T, batch, e) for e in ("reference", "fused")}, repeats)
             print(f"{rule:>10} {n:>5} | {med['reference']:>14.3f} | {med['fused']:>10.3f} | "
                   f"{med['fused'] / med['reference']:>15.2f}", flush=True)
 
@@ -188,8 +194,6 @@ def rotation(sizes, T: int, batch: int, repeats: int, threads: int, rule_names) 
 def side_by_side(sizes, T: int, batch: int, repeats: int, threads: int, rule_names) -> None:
     """The given rules in rotation in this one process (median of ``repeats`` iterations each,
     after one warm-up), time relative to the first rule: the ratio both saw under the same load."""
-    import statistics
-
     import torch
 
     torch.set_num_threads(threads)
@@ -198,16 +202,7 @@ def side_by_side(sizes, T: int, batch: int, repeats: int, threads: int, rule_nam
     print(f"{'N':>5} | " + " | ".join(f"{r:>9} s/it" for r in rule_names) + " | "
           + "  ".join(f"{r}/{first}" for r in rule_names[1:]))
     for n in sizes:
-        setups = {r: _setup(r, n, T, batch, "auto") for r in rule_names}
-        times = {r: [] for r in setups}
-        for r, b in setups.values():
-            r.step(b)  # warm-up
-        for _ in range(repeats):
-            for name, (r, b) in setups.items():
-                t0 = time.perf_counter()
-                r.step(b)
-                times[name].append(time.perf_counter() - t0)
-        med = {r: statistics.median(v) for r, v in times.items()}
+        med = _medians_in_rotation({r: _setup(r, n, T, batch, "auto") for r in rule_names}, repeats)
         print(f"{n:>5} | " + " | ".join(f"{med[r]:>14.3f}" for r in rule_names) + " | "
               + "  ".join(f"{med[r] / med[first]:>{len(r) + len(first) + 1}.2f}" for r in rule_names[1:]), flush=True)
 
