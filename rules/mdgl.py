@@ -22,11 +22,13 @@ the forward pass, as cognet's fused e-prop engine does; the sum is the same.)
 
 * ``exact`` (default): ``W_rec`` itself (weight transport within the recurrent layer).
 * ``cell-type``: the paper's neuromodulatory approximation: ``W_jp`` replaced by the mean of
-  the existing synapses from p's cell type to j's. The cell types here are the two populations
-  (ALIF and LIF). The paper's networks obey Dale's law, so the block means carry the sign and
-  size of E and I projections; cognet's weights have mixed signs, so the means keep only the
-  net sign of each block (in a trained ``dup-rev`` network all four are negative, about a third
-  of the mean ``|W_jp|``; the matrix of means has a quarter of ``W_rec``'s norm).
+  the existing synapses from p's cell type to j's (:func:`cell_types`). The cell types are the
+  two populations (ALIF and LIF) and, with Dale's law (``network.dale=true``), excitatory and
+  inhibitory within each: four types, as in the paper, whose networks obey Dale's law so that
+  the block means carry the sign and size of the E and I projections. Without Dale's law the
+  weights have mixed signs and the means keep only the net sign of each block (in a trained
+  ``dup-rev`` network all four are negative, about a third of the mean ``|W_jp|``; the matrix
+  of means has a quarter of ``W_rec``'s norm).
 
 ``mdgl-symmetric`` uses ``W_out^T`` for the readout's learning signals, ``mdgl-random`` a
 fixed random ``B ~ N(0, mdgl.feedback_std^2)`` (drawn as ``eprop-random`` draws it). Tested in
@@ -90,14 +92,24 @@ def pseudo_derivative(net: RSNN, traj) -> torch.Tensor:
     return psi
 
 
+def cell_types(net: RSNN) -> torch.Tensor:
+    """Cell-type index per neuron, ``[n]`` (int64): ALIF / LIF, and under Dale's law
+    (``network.dale``) also excitatory / inhibitory, so up to four types."""
+    kind = torch.as_tensor(np.asarray(net.neurons.adaptive, dtype=np.int64))
+    if net.rec_sign is not None:
+        kind = kind + 2 * (net.rec_sign.reshape(-1).cpu() < 0).to(torch.int64)
+    return kind
+
+
 def cell_type_weights(net: RSNN, w_rec: torch.Tensor) -> torch.Tensor:
     """``W_rec`` with every existing synapse replaced by the mean over its block (postsynaptic
-    type x presynaptic type, types: ALIF / LIF); masked synapses stay 0."""
-    adaptive = torch.as_tensor(np.asarray(net.neurons.adaptive, dtype=bool), device=w_rec.device)
+    type x presynaptic type, :func:`cell_types`); masked synapses stay 0."""
+    kind = cell_types(net).to(w_rec.device)
     mask = net.rec_mask.to(w_rec.dtype)
     out = torch.zeros_like(w_rec)
-    for post in (adaptive, ~adaptive):
-        for pre in (adaptive, ~adaptive):
+    types = [kind == k for k in torch.unique(kind).tolist()]
+    for post in types:
+        for pre in types:
             block = post[:, None] & pre[None, :]
             m = mask * block.to(w_rec.dtype)
             count = m.sum()

@@ -21,6 +21,18 @@ Weight initialisation (documented defaults, see :class:`cognet.training.config.N
     W_rec ~ N(0, (rec_scale * v_th)^2 / n),  diagonal zero (no self-connections)
     W_out ~ N(0, 1 / n),  b_out = 0
 
+Dale's law (``dale=True``): every neuron is excitatory (``s_j = +1``) or inhibitory
+(``s_j = -1``, :func:`dale_signs`: a fraction ``1 - exc_fraction`` of the LIF and of the ALIF
+neurons alike), and all of neuron j's outgoing recurrent weights carry its sign::
+
+    W_rec[i, j] = s_j c_j |N(0, 1)| rec_scale v_th_i / sqrt(n) / sqrt(mean_k c_k^2)
+    c_j = 1 (excitatory),  n_E / n_I (inhibitory)
+
+so that each row's expected sum is zero (balanced input) and ``E[W_rec[i, j]^2]`` is that of
+the unsigned initialisation. After every update :meth:`RSNN.constrain_` sets a weight that
+crossed zero to 0 (projected gradient descent; the rule's gradient itself is not changed).
+Input and readout weights are not constrained (the inputs are external spike trains).
+
 Dropout (Syed et al. 2021: one mask per trial, held over time; off in ``eval()`` mode)::
 
     m_j   ~ Bernoulli(1 - p) / (1 - p)        per trial and recurrent neuron, p = dropout
@@ -79,6 +91,22 @@ def readout_matrix(windows: Sequence[Tuple[int, int]], T: int, kappa: float, dty
     return torch.as_tensor(M, dtype=dtype)
 
 
+def dale_signs(neurons: NeuronParams, exc_fraction: float) -> np.ndarray:
+    """Per-neuron sign of the outgoing recurrent weights under Dale's law: ``+1`` excitatory,
+    ``-1`` inhibitory. In each cell type (LIF, ALIF) the last ``round((1 - exc_fraction) k)`` of
+    its ``k`` neurons are inhibitory, so both types have both signs."""
+    if not 0.0 < exc_fraction < 1.0:
+        raise ValueError(f"exc_fraction must be in (0, 1), got {exc_fraction!r}")
+    signs = np.ones(neurons.n)
+    adaptive = neurons.adaptive
+    for kind in (~adaptive, adaptive):
+        idx = np.flatnonzero(kind)
+        n_inh = int(round((1.0 - exc_fraction) * idx.size))
+        if n_inh:
+            signs[idx[idx.size - n_inh:]] = -1.0
+    return signs
+
+
 class DropoutMasks(NamedTuple):
     """Per-trial dropout masks (values 0 or 1/(1-p)), held for every step of the trial."""
 
@@ -121,6 +149,8 @@ class RSNN(nn.Module):
             (``n_in`` must be its pixel count); ``conv_scale`` sets its initial kernel scale.
         generator: torch generator for the initial weights.
         engine: ``auto`` | ``fused`` | ``reference`` (speed only; see :mod:`cognet.core.fused`).
+        dale: sign-constrain ``W_rec`` by Dale's law (see the module docstring); ``exc_fraction``
+            is the fraction of excitatory neurons.
 
     Inputs: ``x`` spikes ``[T, B, n_in]``, answer ``windows`` (list of (start, end)).
     Outputs: :class:`NetOutput` (spikes, per-window logits, trajectory).
@@ -148,6 +178,8 @@ class RSNN(nn.Module):
         bntt_gamma: float = 0.3,
         conv: Optional[ConvGeometry] = None,
         conv_scale: float = 1.0,
+        dale: bool = False,
+        exc_fraction: float = 0.8,
     ) -> None:
         super().__init__()
         if tau_out_ms <= 0:
@@ -185,6 +217,16 @@ class RSNN(nn.Module):
         if not self_connections:
             mask.fill_diagonal_(0.0)
         self.register_buffer("rec_mask", mask)
+        self.dale, self.exc_fraction = bool(dale), float(exc_fraction)
+        #: ``[1, n]`` sign of each presynaptic neuron's weights (None: no Dale's law)
+        self.rec_sign: Optional[torch.Tensor] = None
+        if dale:
+            signs = dale_signs(neurons, exc_fraction)
+            n_exc, n_inh = int((signs > 0).sum()), int((signs < 0).sum())
+            col = np.where(signs > 0, 1.0, -(n_exc / n_inh if n_inh else 1.0))
+            col /= math.sqrt(float(np.mean(col ** 2)))
+            w_rec = w_rec.abs() * torch.as_tensor(col, dtype=dtype)[None, :]
+            self.rec_sign = torch.as_tensor(signs, dtype=dtype)[None, :]
         self.w_rec = nn.Parameter(w_rec * mask)
         self.w_out = nn.Parameter(torch.randn(self.n_out, self.n, generator=g, dtype=dtype) / math.sqrt(self.n))
         self.b_out = nn.Parameter(torch.zeros(self.n_out, dtype=dtype))
@@ -216,6 +258,21 @@ class RSNN(nn.Module):
 
     def effective_w_rec(self) -> torch.Tensor:
         return self.w_rec * self.rec_mask
+
+    @torch.no_grad()
+    def constrain_(self) -> None:
+        """Put ``W_rec`` back on its constraints after an update: masked synapses (the diagonal)
+        to 0 and, under Dale's law, a weight of the wrong sign to 0."""
+        self.w_rec.mul_(self.rec_mask)
+        if self.rec_sign is not None:
+            s = self.rec_sign.to(self.w_rec)
+            self.w_rec.mul_(s).clamp_(min=0.0).mul_(s)  # exact: s is +-1
+
+    def dale_violations(self) -> int:
+        """How many recurrent weights break Dale's law (0 without it)."""
+        if self.rec_sign is None:
+            return 0
+        return int(((self.effective_w_rec() * self.rec_sign.to(self.w_rec)) < 0).sum())
 
     def readout_weights(self, windows: Sequence[Tuple[int, int]], T: int) -> torch.Tensor:
         key = (tuple(map(tuple, windows)), T)

@@ -111,7 +111,7 @@ def gradient_alignment(cfg: RunConfig, compare_rules: Sequence[str] = ("eprop-sy
         trainer.opt.step()
         trainer.sched.step()
         with torch.no_grad():
-            net.w_rec.mul_(net.rec_mask)
+            net.constrain_()
     summary: Dict[str, Dict[str, Dict[str, float]]] = {}
     for r in others:
         for param in (*PARAMS, "all"):

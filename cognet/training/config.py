@@ -54,6 +54,8 @@ class NetworkConfig:
     conv_padding: int = 1  # zero padding of the image
     conv_pool: int = 2  # sum-pooling of q x q blocks of conv spikes into W_in
     conv_scale: float = 1.0  # kernels ~ N(0, (conv_scale v_th)^2 / (C_in k^2))
+    dale: bool = False  # Dale's law: each neuron's outgoing recurrent weights keep one sign (cognet.core.network)
+    exc_fraction: float = 0.8  # with dale: fraction of excitatory neurons, in the LIF and the ALIF neurons alike
 
     def validate(self) -> None:
         for k in ("dropout", "input_dropout"):
@@ -69,6 +71,11 @@ class NetworkConfig:
         _choice(self, "network", "reset", ["subtract", "zero"])
         if not 0 <= self.alif_fraction <= 1:
             raise ConfigError(f"network.alif_fraction must be in [0, 1], got {self.alif_fraction}")
+        if not isinstance(self.dale, bool):
+            raise ConfigError(f"network.dale must be true or false, got {self.dale!r}")
+        if self.dale and not (isinstance(self.exc_fraction, (int, float)) and 0 < self.exc_fraction < 1):
+            raise ConfigError(f"network.exc_fraction must be in (0, 1) (both excitatory and inhibitory neurons), "
+                              f"got {self.exc_fraction!r}")
 
 
 @dataclass
@@ -153,12 +160,13 @@ RULE_SECTIONS = ("eprop", "hop", "mdgl")
 #: keys added after runs existed: at their default they are left out of :meth:`RunConfig.to_dict`
 #: (so of ``config.yaml`` and ``config_hash``), which keeps the names of existing runs
 HASH_NEUTRAL_DEFAULTS = {("network", "dropout"): 0.0, ("network", "input_dropout"): 0.0,
-                         ("network", "bntt"): False, ("network", "conv_channels"): 0,
+                         ("network", "bntt"): False, ("network", "conv_channels"): 0, ("network", "dale"): False,
                          ("train", "rate_reg_form"): "neuron", ("train", "rate_target_start_hz"): 0.0}
 #: keys that only enter the identity of runs in which the key named beside them is on
 ONLY_WITH = {("network", "bntt_gamma"): "bntt", ("network", "conv_kernel"): "conv_channels",
              ("network", "conv_padding"): "conv_channels", ("network", "conv_pool"): "conv_channels",
-             ("network", "conv_scale"): "conv_channels", ("train", "rate_anneal_fraction"): "rate_target_start_hz"}
+             ("network", "conv_scale"): "conv_channels", ("network", "exc_fraction"): "dale",
+             ("train", "rate_anneal_fraction"): "rate_target_start_hz"}
 
 
 #: train keys that only add output files; left out of to_dict (and the config hash) when false

@@ -60,7 +60,7 @@ def build_network(
         self_connections=net_cfg.self_connections, input_scale=net_cfg.input_scale, rec_scale=net_cfg.rec_scale,
         generator=generator, dtype=dtype, engine=engine, dropout=net_cfg.dropout,
         input_dropout=net_cfg.input_dropout, bntt_steps=bntt_steps if net_cfg.bntt else 0, bntt_gamma=net_cfg.bntt_gamma,
-        conv=conv, conv_scale=net_cfg.conv_scale,
+        conv=conv, conv_scale=net_cfg.conv_scale, dale=net_cfg.dale, exc_fraction=net_cfg.exc_fraction,
     )
 
 
@@ -148,4 +148,8 @@ def load_model(path: PathLike, dtype: Optional[torch.dtype] = None) -> Tuple[RSN
         if name not in state or tuple(state[name].shape) != tuple(b.shape):
             raise CorruptFileError(f"{path} lacks or mis-shapes the statistics {name}")
         b.copy_(state[name])
+    bad = net.dale_violations()
+    if bad:
+        raise CorruptFileError(f"{path}: network.dale is on but {bad} recurrent weights have the wrong sign "
+                               "(a crafted or mixed-up file)")
     return net.eval(), cfg

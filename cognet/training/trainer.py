@@ -480,7 +480,7 @@ class Trainer:
                 self.opt.step()
                 self.sched.step()
                 with torch.no_grad():
-                    self.net.w_rec.mul_(self.net.rec_mask)
+                    self.net.constrain_()
                     bad = [k for k, p in self.net.named_parameters() if not bool(torch.isfinite(p).all())]
                 if bad:
                     raise TrainingDiverged(f"the update at iteration {self.iteration + 1} made {', '.join(bad)} "
