@@ -85,6 +85,11 @@ def test_training_keeps_dales_law_and_learns(tmp_path, rule):
     losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()
               if not json.loads(line).get("eval")]
     assert sum(losses[-10:]) < 0.9 * sum(losses[:10])
+    summary = json.loads((out / "summary.json").read_text())
+    rates = np.asarray(summary["rates_hz"])
+    sign = dale_signs(load_model(out / "model.safetensors")[0].neurons, 0.75)
+    assert summary["exc_mean_rate_hz"] == pytest.approx(rates[sign > 0].mean())
+    assert summary["inh_mean_rate_hz"] == pytest.approx(rates[sign < 0].mean())
     net, loaded = load_model(out / "model.safetensors")
     assert loaded.network.dale and loaded.network.exc_fraction == 0.75
     assert net.dale_violations() == 0

@@ -544,6 +544,11 @@ class Trainer:
             "n_in": self.net.n_in, "resumed_from_iteration": resumed_from or None,
             "peak_rss_mb": peak_rss_mb(),
         }
+        if self.net.rec_sign is not None:  # Dale's law: the excitatory and inhibitory neurons' mean rates
+            rates = torch.as_tensor(final["rates_hz"], dtype=torch.float64)
+            sign = self.net.rec_sign.reshape(-1).cpu()
+            summary["exc_mean_rate_hz"] = float(rates[sign > 0].mean())
+            summary["inh_mean_rate_hz"] = float(rates[sign < 0].mean())
         if "conv_mean_rate_hz" in final:
             summary["conv_mean_rate_hz"] = final["conv_mean_rate_hz"]
             summary["n_conv"] = self.net.conv.geom.n_conv
