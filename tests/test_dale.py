@@ -1,6 +1,6 @@
 """Dale's law (``network.dale``): signs per neuron, the balanced initialisation, the projection
 after every update, training with BPTT and e-prop, the model file check, Brian2 replay and
-MDGL's four cell types."""
+MDGL's four cell types; and per-neuron membrane time constants (``network.tau_mem_max_ms``)."""
 
 from __future__ import annotations
 
@@ -189,3 +189,26 @@ def test_mdgl_cell_types_under_dales_law():
     # without Dale's law there are two types (ALIF / LIF), as before
     plain = RSNN(5, mixed(40, 0.5), 2, generator=torch.Generator().manual_seed(0))
     assert sorted(torch.unique(cell_types(plain)).tolist()) == [0, 1]
+
+
+def test_heterogeneous_membrane_time_constants():
+    """``network.tau_mem_max_ms``: per-neuron tau_mem ~ U(tau_mem_ms, max), drawn after the
+    adaptation constants (which stay those of the homogeneous network); hash-neutral when off."""
+    from cognet.core.errors import ConfigError
+    from cognet.training.config import build_config
+    from cognet.training.model import neuron_params
+    from cognet.training.trainer import config_hash
+
+    base = build_config("dup-rev", sets=["network.n_rec=200"])
+    het = build_config("dup-rev", sets=["network.n_rec=200", "network.tau_mem_max_ms=100"])
+    assert config_hash(build_config("dup-rev", sets=["network.n_rec=200", "network.tau_mem_max_ms=0"])) == config_hash(base)
+    assert config_hash(het) != config_hash(base) and "tau_mem_max_ms" not in base.to_dict()["network"]
+    p0 = neuron_params(base.network, np.random.default_rng(3))
+    p1 = neuron_params(het.network, np.random.default_rng(3))
+    tau = p1.array("tau_mem_ms")
+    assert np.all(p0.array("tau_mem_ms") == 20.0)
+    assert tau.min() >= 20.0 and tau.max() <= 100.0 and tau.std() > 15.0
+    assert np.array_equal(p0.array("tau_adapt_ms"), p1.array("tau_adapt_ms"))
+    for bad in ("10", "20", "-5"):
+        with pytest.raises(ConfigError, match="tau_mem_max_ms"):
+            build_config("copy", sets=[f"network.tau_mem_max_ms={bad}"])

@@ -33,7 +33,8 @@ class NetworkConfig:
     n_rec: int = 100  # recurrent neurons
     alif_fraction: float = 0.5  # fraction of ALIF neurons (the last ones)
     dt_ms: float = 1.0
-    tau_mem_ms: float = 20.0
+    tau_mem_ms: float = 20.0  # membrane time constant (tau_mem_max_ms > 0 draws one per neuron)
+    tau_mem_max_ms: float = 0.0  # if > tau_mem_ms: per-neuron tau_mem ~ U(tau_mem_ms, max) (Perez-Nieves et al. 2021)
     v_th: float = 1.0
     reset: str = "subtract"  # subtract | zero
     refractory_ms: float = 2.0
@@ -64,13 +65,16 @@ class NetworkConfig:
                 raise ConfigError(f"network.{k} must be in [0, 1), got {v!r}")
         _positive(self, "network", ["n_rec", "dt_ms", "tau_mem_ms", "v_th", "tau_adapt_ms", "tau_out_ms",
                                     "bntt_gamma"])
-        _nonneg(self, "network", ["refractory_ms", "beta", "input_scale", "rec_scale", "tau_adapt_max_ms",
+        _nonneg(self, "network", ["refractory_ms", "beta", "input_scale", "rec_scale", "tau_adapt_max_ms", "tau_mem_max_ms",
                                   "conv_channels", "conv_padding"])
         if self.conv_channels:
             _positive(self, "network", ["conv_kernel", "conv_pool", "conv_scale"])
         _choice(self, "network", "reset", ["subtract", "zero"])
         if not 0 <= self.alif_fraction <= 1:
             raise ConfigError(f"network.alif_fraction must be in [0, 1], got {self.alif_fraction}")
+        if 0 < self.tau_mem_max_ms <= self.tau_mem_ms:
+            raise ConfigError(f"network.tau_mem_max_ms must be 0 (one membrane time constant) or above "
+                              f"network.tau_mem_ms={self.tau_mem_ms}, got {self.tau_mem_max_ms}")
         if not isinstance(self.dale, bool):
             raise ConfigError(f"network.dale must be true or false, got {self.dale!r}")
         if self.dale and not (isinstance(self.exc_fraction, (int, float)) and 0 < self.exc_fraction < 1):
@@ -161,6 +165,7 @@ RULE_SECTIONS = ("eprop", "hop", "mdgl")
 #: (so of ``config.yaml`` and ``config_hash``), which keeps the names of existing runs
 HASH_NEUTRAL_DEFAULTS = {("network", "dropout"): 0.0, ("network", "input_dropout"): 0.0,
                          ("network", "bntt"): False, ("network", "conv_channels"): 0, ("network", "dale"): False,
+                         ("network", "tau_mem_max_ms"): 0.0,
                          ("train", "rate_reg_form"): "neuron", ("train", "rate_target_start_hz"): 0.0}
 #: keys that only enter the identity of runs in which the key named beside them is on
 ONLY_WITH = {("network", "bntt_gamma"): "bntt", ("network", "conv_kernel"): "conv_channels",

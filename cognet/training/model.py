@@ -31,11 +31,15 @@ def neuron_params(net_cfg: NetworkConfig, seed_rng: np.random.Generator) -> Neur
     tau_a: Any = net_cfg.tau_adapt_ms
     if net_cfg.tau_adapt_max_ms > net_cfg.tau_adapt_ms:
         tau_a = (net_cfg.tau_adapt_ms, net_cfg.tau_adapt_max_ms)
-    return NeuronParams.mixed(
+    p = NeuronParams.mixed(
         n=net_cfg.n_rec, alif_fraction=net_cfg.alif_fraction, beta=net_cfg.beta, tau_adapt_ms=tau_a,
         rng=seed_rng, dt_ms=net_cfg.dt_ms, tau_mem_ms=net_cfg.tau_mem_ms, v_th=net_cfg.v_th,
         reset=net_cfg.reset, refractory_ms=net_cfg.refractory_ms,
     )
+    if net_cfg.tau_mem_max_ms > net_cfg.tau_mem_ms:
+        # heterogeneous membranes, drawn after the adaptation constants (which stay as without it)
+        p = p.replace(tau_mem_ms=seed_rng.uniform(net_cfg.tau_mem_ms, net_cfg.tau_mem_max_ms, size=net_cfg.n_rec))
+    return p
 
 
 def make_surrogate(s: SurrogateConfig) -> Surrogate:
