@@ -6,7 +6,10 @@ entries of the thirteen tasks that got e-prop recommendations of their own (issu
 network and a longer budget, ``tasks.base.EPROP_SETTINGS``; ``dup-rev``: 1024 neurons instead of
 512, BPTT's budget): that change is meant to rename
 those defaults. ``data/config_hashes_before_issue20.json`` keeps their earlier hashes, and a
-user who sets the earlier values back gets the earlier run directories."""
+user who sets the earlier values back gets the earlier run directories. ``dup-rev``'s
+``eprop-random`` moved once more (512 neurons with slow adaptation instead of 1024 neurons,
+``tasks.multitask.EPROP_SLOW_ADAPTATION``); ``data/config_hashes_before_slow_adaptation.json``
+keeps the 1024-neuron hash."""
 
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from cognet.training.trainer import config_hash
 
 HASHES = json.loads((Path(__file__).parent / "data" / "config_hashes.json").read_text())
 BEFORE_ISSUE20 = json.loads((Path(__file__).parent / "data" / "config_hashes_before_issue20.json").read_text())
+BEFORE_SLOW_ADAPTATION = json.loads(
+    (Path(__file__).parent / "data" / "config_hashes_before_slow_adaptation.json").read_text())
 
 
 @pytest.mark.parametrize("key", sorted(HASHES))
@@ -43,6 +48,20 @@ def test_earlier_eprop_runs_are_found_with_the_earlier_settings(key):
     keys = set(EPROP_SETTINGS) | set(cls.recommended_for_rule[rule])
     sets = [f"{k}={_get(base, k)}".lower() for k in sorted(keys)]
     assert config_hash(build_config(task=task, rule=rule, sets=sets)) == BEFORE_ISSUE20[key]
+
+
+def test_dup_rev_eprop_random_runs_before_slow_adaptation_are_found():
+    """The 1024-neuron, U(10, 200) ms recommendation's runs keep their directories when those
+    values are set back; the new default is another run."""
+    from tasks.multitask import EPROP_SLOW_ADAPTATION
+
+    assert set(BEFORE_SLOW_ADAPTATION) == {"dup-rev/eprop-random"}
+    cfg = build_config(task="dup-rev", rule="eprop-random")
+    assert config_hash(cfg) != BEFORE_SLOW_ADAPTATION["dup-rev/eprop-random"]
+    bptt = build_config(task="dup-rev", rule="bptt")
+    sets = ["network.n_rec=1024"] + [f"{k}={_get(bptt, k)}" for k in sorted(EPROP_SLOW_ADAPTATION)]
+    assert config_hash(build_config(task="dup-rev", rule="eprop-random", sets=sets)) == \
+        BEFORE_SLOW_ADAPTATION["dup-rev/eprop-random"]
 
 
 def _get(cfg, dotted):
