@@ -69,6 +69,14 @@ def _bptt_rows():
                        "rate_hz": r["rate_hz"], "wall_s": r["wall_s"]}
 
 
+def _widths(by) -> str:
+    """The e-prop rules' network sizes: one number where they share it, else each rule's."""
+    per_rule = {r: " / ".join(sorted({x["neurons"] for x in by[r]}, key=int)) for r in RULES[1:] if by[r]}
+    if len(set(per_rule.values())) == 1:
+        return next(iter(per_rule.values()))
+    return ", ".join(f"{v} ({r.split('-')[1]})" for r, v in per_rule.items()) or "-"
+
+
 def table(path: Path) -> None:
     groups = defaultdict(list)
     with open(path, newline="") as f:
@@ -109,8 +117,7 @@ def table(path: Path) -> None:
                 gap.append(f"{mean[r] - mean['bptt']:+.3f}")
             else:
                 gap.append("-")
-        neurons = " / ".join(sorted({x["neurons"] for x in by["bptt"]}) or ["-"]) + " / " + \
-            " / ".join(sorted({x["neurons"] for r in RULES[1:] for x in by[r]}) or ["-"])
+        neurons = " / ".join(sorted({x["neurons"] for x in by["bptt"]}) or ["-"]) + " / " + _widths(by)
         its = "; ".join(" / ".join(x["iterations"] for x in by[r]) or "-" for r in RULES)
         walls = " / ".join(f"{statistics.mean(float(x['wall_s']) for x in by[r]):.0f}" if by[r] else "-" for r in RULES)
         rates = " / ".join(f"{statistics.mean(float(x['rate_hz']) for x in by[r]):.1f}" if by[r] else "-" for r in RULES)
