@@ -6,10 +6,10 @@ entries of the thirteen tasks that got e-prop recommendations of their own (issu
 network and a longer budget, ``tasks.base.EPROP_SETTINGS``; ``dup-rev``: 1024 neurons instead of
 512, BPTT's budget): that change is meant to rename
 those defaults. ``data/config_hashes_before_issue20.json`` keeps their earlier hashes, and a
-user who sets the earlier values back gets the earlier run directories. ``dup-rev``'s
-``eprop-random`` moved once more (512 neurons with slow adaptation instead of 1024 neurons,
-``tasks.multitask.EPROP_SLOW_ADAPTATION``); ``data/config_hashes_before_slow_adaptation.json``
-keeps the 1024-neuron hash."""
+user who sets the earlier values back gets the earlier run directories. ``dup-rev``'s e-prop
+defaults moved once more (slow adaptation, ``tasks.multitask.EPROP_SLOW_ADAPTATION``, and for
+``eprop-random`` 512 neurons instead of 1024); ``data/config_hashes_before_slow_adaptation.json``
+keeps their hashes before that."""
 
 from __future__ import annotations
 
@@ -50,18 +50,19 @@ def test_earlier_eprop_runs_are_found_with_the_earlier_settings(key):
     assert config_hash(build_config(task=task, rule=rule, sets=sets)) == BEFORE_ISSUE20[key]
 
 
-def test_dup_rev_eprop_random_runs_before_slow_adaptation_are_found():
-    """The 1024-neuron, U(10, 200) ms recommendation's runs keep their directories when those
-    values are set back; the new default is another run."""
+@pytest.mark.parametrize("key", sorted(BEFORE_SLOW_ADAPTATION))
+def test_dup_rev_eprop_runs_before_slow_adaptation_are_found(key):
+    """The runs of the recommendation before slow adaptation (1024 neurons, U(10, 200) ms) keep
+    their directories when those values are set back; the new default is another run."""
     from tasks.multitask import EPROP_SLOW_ADAPTATION
 
-    assert set(BEFORE_SLOW_ADAPTATION) == {"dup-rev/eprop-random"}
-    cfg = build_config(task="dup-rev", rule="eprop-random")
-    assert config_hash(cfg) != BEFORE_SLOW_ADAPTATION["dup-rev/eprop-random"]
-    bptt = build_config(task="dup-rev", rule="bptt")
+    task, rule = key.split("/")
+    assert task == "dup-rev"
+    cfg = build_config(task=task, rule=rule)
+    assert config_hash(cfg) != BEFORE_SLOW_ADAPTATION[key]
+    bptt = build_config(task=task, rule="bptt")
     sets = ["network.n_rec=1024"] + [f"{k}={_get(bptt, k)}" for k in sorted(EPROP_SLOW_ADAPTATION)]
-    assert config_hash(build_config(task="dup-rev", rule="eprop-random", sets=sets)) == \
-        BEFORE_SLOW_ADAPTATION["dup-rev/eprop-random"]
+    assert config_hash(build_config(task=task, rule=rule, sets=sets)) == BEFORE_SLOW_ADAPTATION[key]
 
 
 def _get(cfg, dotted):
