@@ -9,7 +9,9 @@ those defaults. ``data/config_hashes_before_issue20.json`` keeps their earlier h
 user who sets the earlier values back gets the earlier run directories. ``dup-rev``'s e-prop
 defaults moved once more (slow adaptation, ``tasks.multitask.EPROP_SLOW_ADAPTATION``, and for
 ``eprop-random`` 512 neurons instead of 1024); ``data/config_hashes_before_slow_adaptation.json``
-keeps their hashes before that."""
+keeps their hashes before that. ``eprop-random`` went back to 1024 neurons once slow adaptation had
+been measured on both widths; ``data/config_hashes_before_random_1024.json`` keeps its 512-neuron
+hash."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ HASHES = json.loads((Path(__file__).parent / "data" / "config_hashes.json").read
 BEFORE_ISSUE20 = json.loads((Path(__file__).parent / "data" / "config_hashes_before_issue20.json").read_text())
 BEFORE_SLOW_ADAPTATION = json.loads(
     (Path(__file__).parent / "data" / "config_hashes_before_slow_adaptation.json").read_text())
+BEFORE_RANDOM_1024 = json.loads((Path(__file__).parent / "data" / "config_hashes_before_random_1024.json").read_text())
 
 
 @pytest.mark.parametrize("key", sorted(HASHES))
@@ -63,6 +66,16 @@ def test_dup_rev_eprop_runs_before_slow_adaptation_are_found(key):
     bptt = build_config(task=task, rule="bptt")
     sets = ["network.n_rec=1024"] + [f"{k}={_get(bptt, k)}" for k in sorted(EPROP_SLOW_ADAPTATION)]
     assert config_hash(build_config(task=task, rule=rule, sets=sets)) == BEFORE_SLOW_ADAPTATION[key]
+
+
+@pytest.mark.parametrize("key", sorted(BEFORE_RANDOM_1024))
+def test_dup_rev_eprop_random_runs_on_512_neurons_are_found(key):
+    """Slow adaptation on 512 neurons was eprop-random's recommendation for a while: its runs
+    keep their directories with ``network.n_rec=512``."""
+    task, rule = key.split("/")
+    cfg = build_config(task=task, rule=rule)
+    assert cfg.network.n_rec == 1024 and config_hash(cfg) != BEFORE_RANDOM_1024[key]
+    assert config_hash(build_config(task=task, rule=rule, sets=["network.n_rec=512"])) == BEFORE_RANDOM_1024[key]
 
 
 def _get(cfg, dotted):

@@ -461,8 +461,7 @@ def test_eprop_recommendations_cover_the_symbolic_tasks_and_only_eprop():
         assert (cfg.train.rate_target_hz, cfg.train.lr, cfg.network.beta, cfg.network.alif_fraction) == \
             (bptt.train.rate_target_hz, bptt.train.lr, bptt.network.beta, bptt.network.alif_fraction)
     sym, rnd = build_config("dup-rev", rule="eprop-symmetric"), build_config("dup-rev", rule="eprop-random")
-    assert sym.network.n_rec == 2 * bptt.network.n_rec == 1024
-    assert rnd.network.n_rec == bptt.network.n_rec == 512
+    assert sym.network.n_rec == rnd.network.n_rec == 2 * bptt.network.n_rec == 1024
     for cfg in (sym, rnd):  # slow adaptation: e-prop credits a neuron's own adaptation exactly
         assert (cfg.network.tau_adapt_ms, cfg.network.tau_adapt_max_ms) == (100.0, 2000.0) != \
             (bptt.network.tau_adapt_ms, bptt.network.tau_adapt_max_ms)
