@@ -76,6 +76,22 @@ def test_trials_are_independent_copies():
     assert np.array_equal(both[:, 1:2], alone)
 
 
+def test_trials_split_into_runs_of_bounded_synapses_give_the_same_spikes():
+    p, w_in, w_rec = hand_made("subtract", seed=4)
+    rng = np.random.default_rng(5)
+    x = (rng.random((100, 7, w_in.shape[1])) < 0.08).astype(np.uint8)
+    per_trial = int(np.count_nonzero(w_in) + np.count_nonzero(w_rec))
+    one = bb.simulate(w_in, w_rec, p, x, target="numpy")
+    split = bb.simulate(w_in, w_rec, p, x, target="numpy", max_synapses=3 * per_trial)
+    assert one.info["runs"] == 1 and split.info["runs"] == 3  # 3 + 3 + 1 trials
+    assert split.info["trials"] == 7 and split.n_synapses == one.n_synapses == 7 * per_trial
+    assert one.z.sum() > 50 and np.array_equal(one.z, split.z)
+    assert bb.trials_per_run(per_trial, per_trial - 1) == 1  # a trial larger than the budget runs alone
+    assert bb.trials_per_run(10) == bb.MAX_SYNAPSES_PER_RUN // 10
+    with pytest.raises(ValueError, match="max_synapses"):
+        bb.simulate(w_in, w_rec, p, x, target="numpy", max_synapses=0)
+
+
 def test_generated_model_follows_parameters():
     base = NeuronParams(n=4, tau_mem_ms=20.0, beta=0.2, tau_adapt_ms=100.0, refractory_ms=3.0)
     m = bb.neuron_model(base)
@@ -196,6 +212,15 @@ def test_verify_run_identical_and_writes_records(small_run):
     assert rb.source == "brian2" and rt.source == "torch"
     assert torch.equal(rt.z, rb.z) and torch.equal(rt.x, rb.x)
     torch.testing.assert_close(rt.logits, rb.logits, rtol=1e-5, atol=1e-5)
+
+
+def test_verify_run_in_bounded_runs_is_identical(small_run, monkeypatch):
+    from cognet.brian.replay import verify_run
+
+    monkeypatch.setattr(bb, "MAX_SYNAPSES_PER_RUN", 1)  # one trial per Brian2 run
+    res = verify_run(small_run, trials=3, target="numpy", write=False)
+    assert res["brian2"]["runs"] == 3 and res["identical_trial_fraction"] == 1.0
+    assert res["torch"]["spikes"] == res["brian2"]["spikes"] > 0
 
 
 def test_verify_run_finer_step(small_run):
