@@ -212,3 +212,19 @@ def test_heterogeneous_membrane_time_constants():
     for bad in ("10", "20", "-5"):
         with pytest.raises(ConfigError, match="tau_mem_max_ms"):
             build_config("copy", sets=[f"network.tau_mem_max_ms={bad}"])
+
+
+def test_adaptation_range_below_its_minimum_is_an_error():
+    """``network.tau_adapt_max_ms`` between 0 and ``tau_adapt_ms`` used to be ignored silently
+    (one constant); it is named instead."""
+    from cognet.core.errors import ConfigError
+    from cognet.training.config import build_config
+
+    # copy's recommendation draws tau_a ~ U(10, 200) ms: a minimum above 200 contradicts it
+    with pytest.raises(ConfigError, match=r"tau_adapt_max_ms must be 0 .*tau_adapt_ms=300.0, got 200.0"):
+        build_config("copy", sets=["network.tau_adapt_ms=300"])
+    for bad in ("5", "10"):
+        with pytest.raises(ConfigError, match="tau_adapt_max_ms"):
+            build_config("copy", sets=[f"network.tau_adapt_max_ms={bad}"])
+    cfg = build_config("copy", sets=["network.tau_adapt_ms=300", "network.tau_adapt_max_ms=0"])
+    assert (cfg.network.tau_adapt_ms, cfg.network.tau_adapt_max_ms) == (300.0, 0.0)
