@@ -228,3 +228,6 @@ def test_adaptation_range_below_its_minimum_is_an_error():
             build_config("copy", sets=[f"network.tau_adapt_max_ms={bad}"])
     cfg = build_config("copy", sets=["network.tau_adapt_ms=300", "network.tau_adapt_max_ms=0"])
     assert (cfg.network.tau_adapt_ms, cfg.network.tau_adapt_max_ms) == (300.0, 0.0)
+    # a run saved while the value was ignored still loads (its network has one constant)
+    cfg.network.tau_adapt_max_ms = 200.0
+    assert cfg.validate() is cfg

@@ -75,9 +75,6 @@ class NetworkConfig:
         if 0 < self.tau_mem_max_ms <= self.tau_mem_ms:
             raise ConfigError(f"network.tau_mem_max_ms must be 0 (one membrane time constant) or above "
                               f"network.tau_mem_ms={self.tau_mem_ms}, got {self.tau_mem_max_ms}")
-        if 0 < self.tau_adapt_max_ms <= self.tau_adapt_ms:  # else silently one constant
-            raise ConfigError(f"network.tau_adapt_max_ms must be 0 (one adaptation time constant) or above "
-                              f"network.tau_adapt_ms={self.tau_adapt_ms}, got {self.tau_adapt_max_ms}")
         if not isinstance(self.dale, bool):
             raise ConfigError(f"network.dale must be true or false, got {self.dale!r}")
         if self.dale and not (isinstance(self.exc_fraction, (int, float)) and 0 < self.exc_fraction < 1):
@@ -440,4 +437,10 @@ def build_config(
         set_key(cfg, "seed", seed)
     for k, v in sets_parsed:
         set_key(cfg, k, v)
-    return cfg.validate()
+    cfg.validate()
+    net = cfg.network
+    # a new run's settings only: runs saved while this was ignored (one constant tau_a) still load
+    if 0 < net.tau_adapt_max_ms <= net.tau_adapt_ms:
+        raise ConfigError(f"network.tau_adapt_max_ms must be 0 (one adaptation time constant) or above "
+                          f"network.tau_adapt_ms={net.tau_adapt_ms}, got {net.tau_adapt_max_ms}")
+    return cfg
