@@ -438,8 +438,8 @@ def test_recommended_settings_are_valid_config_keys(name):
 
 def test_eprop_recommendations_cover_the_symbolic_tasks_and_only_eprop():
     """Issue 20: each e-prop rule gets the wider network and longer budget on the twelve smaller
-    symbolic tasks; on dup-rev BPTT's budget with slow adaptation, on twice BPTT's width
-    (eprop-symmetric) or on BPTT's (eprop-random); BPTT's settings and the digits' stay as they were."""
+    symbolic tasks; on dup-rev BPTT's budget with slow adaptation on twice BPTT's width (both
+    rules); BPTT's settings and the digits' stay as they were."""
     from cognet.training.config import build_config
     from tasks.base import EPROP_RULES, EPROP_SETTINGS
 

@@ -417,7 +417,7 @@ def _concatenate(runs) -> Brian2Run:
         n_synapses=sum(r.n_synapses for r in runs),
         info={"trials": sum(r.info["trials"] for r in runs), "steps": first.info["steps"],
               "input_spikes": sum(r.info["input_spikes"] for r in runs),
-              "runs": sum(r.info.get("runs", 1) for r in runs)},
+              "runs": sum(r.info["runs"] for r in runs)},
         z_front=None if first.z_front is None else np.concatenate([r.z_front for r in runs], axis=1),
     )
 

@@ -209,7 +209,7 @@ def _verify(run_dir: Path, model_path: Path, trials: Optional[int], dt_ms: Optio
         "brian2": {**s_b, "mean_rate_hz": float(rates_b.mean()), "rates_hz": rates_b.tolist(),
                    "spikes": cmp["spikes"]["test"], "wall_s": run.wall_s, "build_s": run.build_s,
                    "run_s": run.run_s, "target": run.target, "synapses": run.n_synapses,
-                   "runs": run.info.get("runs", 1)},
+                   "runs": run.info["runs"]},
         "accuracy_difference": s_b["accuracy"] - s_t["accuracy"],
     }
     if conv_cmp is not None:
