@@ -186,7 +186,7 @@ def test_cli_train_eval_verify_identical(sklearn, tmp_path):
 
 
 def test_brian2_replay_of_a_random_conv_network_is_identical(sklearn):
-    from cognet.brian.bridge import CONV_TRIALS_PER_RUN, simulate_network
+    from cognet.brian.bridge import front_end, simulate_network
     from cognet.training.model import build_network, neuron_params
 
     cfg = build_config("digits", sets=["network.n_rec=10", "network.conv_channels=2", "network.conv_padding=0",
@@ -195,13 +195,19 @@ def test_brian2_replay_of_a_random_conv_network_is_identical(sklearn):
     net = build_network(64, 10, neuron_params(cfg.network, np.random.default_rng(0)), cfg.network, cfg.surrogate,
                         generator=torch.Generator().manual_seed(0), dtype=F64,
                         conv=conv_geometry(cfg.network, task)).eval()
-    b = task.sample(CONV_TRIALS_PER_RUN + 3, torch.Generator().manual_seed(1), "test")  # two Brian2 runs
+    b = task.sample(67, torch.Generator().manual_seed(1), "test")
     with torch.no_grad():
         out = net(b.x, b.windows)
-    run = simulate_network(net, b.x, target="numpy")
-    assert run.info["runs"] == 2 and out.conv_z.sum() > 0 and out.z.sum() > 0
-    assert np.array_equal(run.z_front, out.conv_z.numpy().astype(np.uint8))
-    assert np.array_equal(run.z, out.z.numpy().astype(np.uint8))
+    one = simulate_network(net, b.x, target="numpy")  # 67 trials of a small network fit one run
+    # the budget counts every synapse of a trial's copy, the conv front end's (pixel -> conv) too:
+    # a budget of 30 trials' worth of synapses gives runs of 30, 30 and 7 trials
+    per_trial = one.n_synapses // 67
+    assert per_trial > len(front_end(net.conv).pre)
+    split = simulate_network(net, b.x, target="numpy", max_synapses=30 * per_trial)
+    assert one.info["runs"] == 1 and split.info["runs"] == 3 and out.conv_z.sum() > 0 and out.z.sum() > 0
+    for run in (one, split):
+        assert np.array_equal(run.z_front, out.conv_z.numpy().astype(np.uint8))
+        assert np.array_equal(run.z, out.z.numpy().astype(np.uint8))
 
 
 def test_without_sklearn_a_clean_error(monkeypatch, tmp_path):

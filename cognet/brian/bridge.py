@@ -630,11 +630,13 @@ class _Lock:
 
 
 def simulate_network(net, x, params: Optional[NeuronParams] = None, input_dt_ms: Optional[float] = None,
-                     rec_delay_ms: Optional[float] = None, target: Optional[str] = None) -> Brian2Run:
+                     rec_delay_ms: Optional[float] = None, target: Optional[str] = None,
+                     max_synapses: Optional[int] = None) -> Brian2Run:
     """:func:`simulate` for an :class:`~cognet.core.network.RSNN` (weights read from ``net``).
 
     ``params`` defaults to ``net.neurons``; pass ``net.neurons.with_dt(dt)`` for a finer step,
-    with ``input_dt_ms`` and ``rec_delay_ms`` set to the network's own step.
+    with ``input_dt_ms`` and ``rec_delay_ms`` set to the network's own step. ``max_synapses``
+    bounds one Brian2 run, as in :func:`simulate` (the conv front end's synapses count too).
     """
     import torch
 
@@ -644,19 +646,15 @@ def simulate_network(net, x, params: Optional[NeuronParams] = None, input_dt_ms:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     if getattr(net, "conv", None) is not None:
-        return _simulate_conv_network(net, x, params, input_dt_ms, rec_delay_ms, target, w_rec)
+        return _simulate_conv_network(net, x, params, input_dt_ms, rec_delay_ms, target, w_rec, max_synapses)
     gain = offset = None
     if getattr(net, "bntt", None) is not None:
         if net.bntt.training:
             raise ValueError("a network with BNTT replays in Brian2 only in eval mode (fixed per-step map); call net.eval()")
         with torch.no_grad():
             gain, offset = (a.detach().double().cpu().numpy() for a in net.bntt.affine(x.shape[0]))
-    return simulate(w_in, w_rec, params or net.neurons, x, input_dt_ms, rec_delay_ms, target, gain, offset)
-
-
-#: trials per Brian2 run of a network with a conv front end (each trial copies every synapse:
-#: about n_conv * n + taps synapses, 65 k at the digits defaults), so memory stays bounded
-CONV_TRIALS_PER_RUN = 64
+    return simulate(w_in, w_rec, params or net.neurons, x, input_dt_ms, rec_delay_ms, target, gain, offset,
+                    max_synapses=max_synapses)
 
 
 def front_end(conv) -> FrontEnd:
@@ -668,9 +666,9 @@ def front_end(conv) -> FrontEnd:
     return FrontEnd(params=conv.neurons, pre=pre, post=post, w=kernel[tap], n_pixels=conv.geom.n_pixels)
 
 
-def _simulate_conv_network(net, x, params, input_dt_ms, rec_delay_ms, target, w_rec) -> Brian2Run:
-    """:func:`simulate` of a network with a conv front end, in chunks of
-    :data:`CONV_TRIALS_PER_RUN` trials (trials are independent, so the spikes are the same)."""
+def _simulate_conv_network(net, x, params, input_dt_ms, rec_delay_ms, target, w_rec, max_synapses) -> Brian2Run:
+    """:func:`simulate` of a network with a conv front end: its pixel-to-conv synapses count in
+    :func:`simulate`'s per-run budget like the others (each trial copies all of them)."""
     import torch
 
     from cognet.core.conv import pool_matrix
@@ -678,7 +676,5 @@ def _simulate_conv_network(net, x, params, input_dt_ms, rec_delay_ms, target, w_
     front = front_end(net.conv)
     with torch.no_grad():
         w_in = net.w_in.detach().double().cpu().numpy() @ pool_matrix(net.conv.geom)  # [n, n_conv]
-    B = x.shape[1]
-    runs = [simulate(w_in, w_rec, params or net.neurons, x[:, s:s + CONV_TRIALS_PER_RUN], input_dt_ms, rec_delay_ms,
-                     target, front=front) for s in range(0, B, CONV_TRIALS_PER_RUN)]
-    return _concatenate(runs)
+    return simulate(w_in, w_rec, params or net.neurons, x, input_dt_ms, rec_delay_ms, target, front=front,
+                    max_synapses=max_synapses)
