@@ -11,7 +11,10 @@ defaults moved once more (slow adaptation, ``tasks.multitask.EPROP_SLOW_ADAPTATI
 ``eprop-random`` 512 neurons instead of 1024); ``data/config_hashes_before_slow_adaptation.json``
 keeps their hashes before that. ``eprop-random`` went back to 1024 neurons once slow adaptation had
 been measured on both widths; ``data/config_hashes_before_random_1024.json`` keeps its 512-neuron
-hash."""
+hash. Both rules then got stronger adaptation on ``dup-rev`` (beta 2.0 instead of BPTT's 1.0,
+``tasks.multitask.EPROP_STRONG_ADAPTATION``); ``data/config_hashes_before_beta2.json`` keeps the
+hashes with beta 1.0 (``--set network.beta=1.0`` finds those runs, and the earlier tests set it
+too)."""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ BEFORE_ISSUE20 = json.loads((Path(__file__).parent / "data" / "config_hashes_bef
 BEFORE_SLOW_ADAPTATION = json.loads(
     (Path(__file__).parent / "data" / "config_hashes_before_slow_adaptation.json").read_text())
 BEFORE_RANDOM_1024 = json.loads((Path(__file__).parent / "data" / "config_hashes_before_random_1024.json").read_text())
+BEFORE_BETA2 = json.loads((Path(__file__).parent / "data" / "config_hashes_before_beta2.json").read_text())
 
 
 @pytest.mark.parametrize("key", sorted(HASHES))
@@ -64,7 +68,7 @@ def test_dup_rev_eprop_runs_before_slow_adaptation_are_found(key):
     cfg = build_config(task=task, rule=rule)
     assert config_hash(cfg) != BEFORE_SLOW_ADAPTATION[key]
     bptt = build_config(task=task, rule="bptt")
-    sets = ["network.n_rec=1024"] + [f"{k}={_get(bptt, k)}" for k in sorted(EPROP_SLOW_ADAPTATION)]
+    sets = ["network.n_rec=1024", "network.beta=1.0"] + [f"{k}={_get(bptt, k)}" for k in sorted(EPROP_SLOW_ADAPTATION)]
     assert config_hash(build_config(task=task, rule=rule, sets=sets)) == BEFORE_SLOW_ADAPTATION[key]
 
 
@@ -75,7 +79,22 @@ def test_dup_rev_eprop_random_runs_on_512_neurons_are_found(key):
     task, rule = key.split("/")
     cfg = build_config(task=task, rule=rule)
     assert cfg.network.n_rec == 1024 and config_hash(cfg) != BEFORE_RANDOM_1024[key]
-    assert config_hash(build_config(task=task, rule=rule, sets=["network.n_rec=512"])) == BEFORE_RANDOM_1024[key]
+    sets = ["network.n_rec=512", "network.beta=1.0"]
+    assert config_hash(build_config(task=task, rule=rule, sets=sets)) == BEFORE_RANDOM_1024[key]
+
+
+@pytest.mark.parametrize("key", sorted(BEFORE_BETA2))
+def test_dup_rev_eprop_runs_with_beta_1_are_found(key):
+    """The slow-adaptation recommendation with BPTT's beta 1.0 (before beta 2.0) keeps its run
+    directories with ``network.beta=1.0``; the new default is another run."""
+    from tasks.multitask import EPROP_STRONG_ADAPTATION
+
+    task, rule = key.split("/")
+    cfg = build_config(task=task, rule=rule)
+    bptt = build_config(task=task, rule="bptt")
+    assert EPROP_STRONG_ADAPTATION == {"network.beta": 2.0}
+    assert cfg.network.beta == 2.0 != bptt.network.beta and config_hash(cfg) != BEFORE_BETA2[key]
+    assert config_hash(build_config(task=task, rule=rule, sets=[f"network.beta={bptt.network.beta}"])) == BEFORE_BETA2[key]
 
 
 def _get(cfg, dotted):
