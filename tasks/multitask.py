@@ -61,13 +61,16 @@ The errors left sit in the middle positions of the duplicate half (primacy and r
 learnt first).
 
 e-prop (``recommended_for_rule``; docs/tasks.md "e-prop on dup-rev" and "Slow adaptation"): learns
-the same order, ends first, middle last, more slowly; both rules get slow adaptation, tau_a ~
-U(100, 2000) ms (``EPROP_SLOW_ADAPTATION``), and 1024 neurons, otherwise BPTT's recommendation.
-Seeds 0-2 at 10 000 iterations: ``eprop-symmetric`` 0.852 / 0.777 / 0.781 sequence accuracy at 15 Hz,
+the same order, ends first, middle last, more slowly; both rules get slow, strong adaptation,
+tau_a ~ U(100, 2000) ms (``EPROP_SLOW_ADAPTATION``) and beta 2.0 (``EPROP_STRONG_ADAPTATION``), and
+1024 neurons, otherwise BPTT's recommendation. With beta 2.0 at the full 20 000 iterations
+``eprop-symmetric`` reaches 0.891 / 0.902 / 0.902 (seeds 0-2, 14.9-15.2 Hz, Brian2 identical),
+``eprop-random`` at 10 000 iterations 0.660 / 0.742 / 0.648 (15.6-16.0 Hz, Brian2 identical).
+With beta 1.0, seeds 0-2 at 10 000 iterations: ``eprop-symmetric`` 0.852 / 0.777 / 0.781 sequence accuracy at 15 Hz,
 against 0.641 / 0.688 / 0.637 with U(10, 200) ms; ``eprop-random`` 0.457 / 0.547 / 0.488 at 16-17 Hz,
 against 0.352 / 0.305 / 0.281 on 512 neurons with slow adaptation and 0.258 / 0.277 / 0.231 on 1024
-with U(10, 200) ms (all Brian2 identical on 100 % of trials). At the full 20 000 iterations
-``eprop-symmetric`` reaches 0.891 / 0.863 / 0.875 (14.8-15.2 Hz), ``eprop-random`` 0.680 (seed 0),
+with U(10, 200) ms (all Brian2 identical on 100 % of trials). At the full 20 000 iterations with
+beta 1.0 ``eprop-symmetric`` reaches 0.891 / 0.863 / 0.875 (14.8-15.2 Hz), ``eprop-random`` 0.680 (seed 0),
 all Brian2 identical; BPTT 0.977. At 2000 iterations 1024 neurons or
 symmetric feedback each gave 0.914 bit accuracy against 0.890 (eprop-random, 512 neurons), stronger
 recurrent weights nothing.
@@ -103,7 +106,7 @@ EPROP_SLOW_ADAPTATION = {"network.tau_adapt_ms": 100.0, "network.tau_adapt_max_m
 #: credits carries more). Measured on 1024 neurons (held-out sequence accuracy, 2026-12-06/07,
 #: all Brian2-identical; docs/tasks.md "Slow adaptation"): eprop-symmetric at 20 000 iterations
 #: 0.891 / 0.902 / 0.902 against 0.891 / 0.863 / 0.875 with beta 1.0; eprop-random at 10 000
-#: iterations: see docs/tasks.md (against 0.457 / 0.547 / 0.488 with beta 1.0)
+#: iterations 0.660 / 0.742 / 0.648 against 0.457 / 0.547 / 0.488 with beta 1.0
 EPROP_STRONG_ADAPTATION = {"network.beta": 2.0}
 
 
