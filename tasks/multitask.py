@@ -138,12 +138,13 @@ class DupRevTask(Task):
     # measured (see the module docstring): strong, fast adaptation and a large network help most
     recommended = {**STRING_MEMORY, "network.n_rec": 512, "train.rate_reg": 0.1, "train.rate_target_hz": 15.0,
                    "train.lr": 0.005, "train.iterations": 20000}
-    # e-prop (issue 20; README "e-prop against BPTT"): slow adaptation (``EPROP_SLOW_ADAPTATION``),
-    # BPTT's budget (not EPROP_SETTINGS' 4000) and rate target; both rules on twice BPTT's width
+    # e-prop (issue 20; README "e-prop against BPTT"): slow, strong adaptation (``EPROP_SLOW_ADAPTATION``,
+    # ``EPROP_STRONG_ADAPTATION``), BPTT's budget (not EPROP_SETTINGS' 4000) and rate target; both rules on twice BPTT's width
     # (seeds 0-2 at 10 000 iterations with slow adaptation: eprop-random 0.457 / 0.547 / 0.488 at 1024
     # neurons against 0.352 / 0.305 / 0.281 at 512; eprop-symmetric 0.852 / 0.777 / 0.781 against
     # 0.621 / 0.496 / 0.461)
-    recommended_for_rule = eprop_recommended({"network.n_rec": 1024, **EPROP_SLOW_ADAPTATION, **EPROP_STRONG_ADAPTATION,
+    recommended_for_rule = eprop_recommended({"network.n_rec": 1024, **EPROP_SLOW_ADAPTATION,
+                                              **EPROP_STRONG_ADAPTATION,
                                               "train.iterations": recommended["train.iterations"]})
     TASK_NAMES = ("duplicate", "reverse")
 

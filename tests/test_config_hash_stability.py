@@ -61,25 +61,29 @@ def test_earlier_eprop_runs_are_found_with_the_earlier_settings(key):
 def test_dup_rev_eprop_runs_before_slow_adaptation_are_found(key):
     """The runs of the recommendation before slow adaptation (1024 neurons, U(10, 200) ms) keep
     their directories when those values are set back; the new default is another run."""
-    from tasks.multitask import EPROP_SLOW_ADAPTATION
+    from tasks.multitask import EPROP_SLOW_ADAPTATION, EPROP_STRONG_ADAPTATION
 
     task, rule = key.split("/")
     assert task == "dup-rev"
     cfg = build_config(task=task, rule=rule)
     assert config_hash(cfg) != BEFORE_SLOW_ADAPTATION[key]
     bptt = build_config(task=task, rule="bptt")
-    sets = ["network.n_rec=1024", "network.beta=1.0"] + [f"{k}={_get(bptt, k)}" for k in sorted(EPROP_SLOW_ADAPTATION)]
+    keys = sorted({**EPROP_SLOW_ADAPTATION, **EPROP_STRONG_ADAPTATION})
+    sets = ["network.n_rec=1024"] + [f"{k}={_get(bptt, k)}" for k in keys]
     assert config_hash(build_config(task=task, rule=rule, sets=sets)) == BEFORE_SLOW_ADAPTATION[key]
 
 
 @pytest.mark.parametrize("key", sorted(BEFORE_RANDOM_1024))
 def test_dup_rev_eprop_random_runs_on_512_neurons_are_found(key):
     """Slow adaptation on 512 neurons was eprop-random's recommendation for a while: its runs
-    keep their directories with ``network.n_rec=512``."""
+    keep their directories with ``network.n_rec=512`` (and BPTT's beta, which they had)."""
+    from tasks.multitask import EPROP_STRONG_ADAPTATION
+
     task, rule = key.split("/")
     cfg = build_config(task=task, rule=rule)
     assert cfg.network.n_rec == 1024 and config_hash(cfg) != BEFORE_RANDOM_1024[key]
-    sets = ["network.n_rec=512", "network.beta=1.0"]
+    bptt = build_config(task=task, rule="bptt")
+    sets = ["network.n_rec=512"] + [f"{k}={_get(bptt, k)}" for k in sorted(EPROP_STRONG_ADAPTATION)]
     assert config_hash(build_config(task=task, rule=rule, sets=sets)) == BEFORE_RANDOM_1024[key]
 
 
@@ -94,7 +98,8 @@ def test_dup_rev_eprop_runs_with_beta_1_are_found(key):
     bptt = build_config(task=task, rule="bptt")
     assert EPROP_STRONG_ADAPTATION == {"network.beta": 2.0}
     assert cfg.network.beta == 2.0 != bptt.network.beta and config_hash(cfg) != BEFORE_BETA2[key]
-    assert config_hash(build_config(task=task, rule=rule, sets=[f"network.beta={bptt.network.beta}"])) == BEFORE_BETA2[key]
+    sets = [f"{k}={_get(bptt, k)}" for k in sorted(EPROP_STRONG_ADAPTATION)]
+    assert config_hash(build_config(task=task, rule=rule, sets=sets)) == BEFORE_BETA2[key]
 
 
 def _get(cfg, dotted):
