@@ -14,7 +14,9 @@ been measured on both widths; ``data/config_hashes_before_random_1024.json`` kee
 hash. Both rules then got stronger adaptation on ``dup-rev`` (beta 2.0 instead of BPTT's 1.0,
 ``tasks.multitask.EPROP_STRONG_ADAPTATION``); ``data/config_hashes_before_beta2.json`` keeps the
 hashes with beta 1.0 (``--set network.beta=1.0`` finds those runs, and the earlier tests set it
-too)."""
+too). Then e-prop's ``dup-rev`` budget went from BPTT's 20 000 iterations to 30 000
+(``tasks.multitask.EPROP_LONG_BUDGET``); ``data/config_hashes_before_30k.json`` keeps the hashes at
+20 000 (``--set train.iterations=20000``; the earlier tests set it too)."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ BEFORE_SLOW_ADAPTATION = json.loads(
     (Path(__file__).parent / "data" / "config_hashes_before_slow_adaptation.json").read_text())
 BEFORE_RANDOM_1024 = json.loads((Path(__file__).parent / "data" / "config_hashes_before_random_1024.json").read_text())
 BEFORE_BETA2 = json.loads((Path(__file__).parent / "data" / "config_hashes_before_beta2.json").read_text())
+BEFORE_30K = json.loads((Path(__file__).parent / "data" / "config_hashes_before_30k.json").read_text())
 
 
 @pytest.mark.parametrize("key", sorted(HASHES))
@@ -61,14 +64,14 @@ def test_earlier_eprop_runs_are_found_with_the_earlier_settings(key):
 def test_dup_rev_eprop_runs_before_slow_adaptation_are_found(key):
     """The runs of the recommendation before slow adaptation (1024 neurons, U(10, 200) ms) keep
     their directories when those values are set back; the new default is another run."""
-    from tasks.multitask import EPROP_SLOW_ADAPTATION, EPROP_STRONG_ADAPTATION
+    from tasks.multitask import EPROP_LONG_BUDGET, EPROP_SLOW_ADAPTATION, EPROP_STRONG_ADAPTATION
 
     task, rule = key.split("/")
     assert task == "dup-rev"
     cfg = build_config(task=task, rule=rule)
     assert config_hash(cfg) != BEFORE_SLOW_ADAPTATION[key]
     bptt = build_config(task=task, rule="bptt")
-    keys = sorted({**EPROP_SLOW_ADAPTATION, **EPROP_STRONG_ADAPTATION})
+    keys = sorted({**EPROP_SLOW_ADAPTATION, **EPROP_STRONG_ADAPTATION, **EPROP_LONG_BUDGET})
     sets = ["network.n_rec=1024"] + [f"{k}={_get(bptt, k)}" for k in keys]
     assert config_hash(build_config(task=task, rule=rule, sets=sets)) == BEFORE_SLOW_ADAPTATION[key]
 
@@ -77,13 +80,14 @@ def test_dup_rev_eprop_runs_before_slow_adaptation_are_found(key):
 def test_dup_rev_eprop_random_runs_on_512_neurons_are_found(key):
     """Slow adaptation on 512 neurons was eprop-random's recommendation for a while: its runs
     keep their directories with ``network.n_rec=512`` (and BPTT's beta, which they had)."""
-    from tasks.multitask import EPROP_STRONG_ADAPTATION
+    from tasks.multitask import EPROP_LONG_BUDGET, EPROP_STRONG_ADAPTATION
 
     task, rule = key.split("/")
     cfg = build_config(task=task, rule=rule)
     assert cfg.network.n_rec == 1024 and config_hash(cfg) != BEFORE_RANDOM_1024[key]
     bptt = build_config(task=task, rule="bptt")
-    sets = ["network.n_rec=512"] + [f"{k}={_get(bptt, k)}" for k in sorted(EPROP_STRONG_ADAPTATION)]
+    sets = ["network.n_rec=512"] + [f"{k}={_get(bptt, k)}"
+                                    for k in sorted({**EPROP_STRONG_ADAPTATION, **EPROP_LONG_BUDGET})]
     assert config_hash(build_config(task=task, rule=rule, sets=sets)) == BEFORE_RANDOM_1024[key]
 
 
@@ -91,15 +95,31 @@ def test_dup_rev_eprop_random_runs_on_512_neurons_are_found(key):
 def test_dup_rev_eprop_runs_with_beta_1_are_found(key):
     """The slow-adaptation recommendation with BPTT's beta 1.0 (before beta 2.0) keeps its run
     directories with ``network.beta=1.0``; the new default is another run."""
-    from tasks.multitask import EPROP_STRONG_ADAPTATION
+    from tasks.multitask import EPROP_LONG_BUDGET, EPROP_STRONG_ADAPTATION
 
     task, rule = key.split("/")
     cfg = build_config(task=task, rule=rule)
     bptt = build_config(task=task, rule="bptt")
     assert EPROP_STRONG_ADAPTATION == {"network.beta": 2.0}
     assert cfg.network.beta == 2.0 != bptt.network.beta and config_hash(cfg) != BEFORE_BETA2[key]
-    sets = [f"{k}={_get(bptt, k)}" for k in sorted(EPROP_STRONG_ADAPTATION)]
+    sets = [f"{k}={_get(bptt, k)}" for k in sorted({**EPROP_STRONG_ADAPTATION, **EPROP_LONG_BUDGET})]
     assert config_hash(build_config(task=task, rule=rule, sets=sets)) == BEFORE_BETA2[key]
+
+
+@pytest.mark.parametrize("key", sorted(BEFORE_30K))
+def test_dup_rev_eprop_runs_at_20000_iterations_are_found(key):
+    """The beta-2.0 recommendation at BPTT's 20 000 iterations (before 30 000) keeps its run
+    directories with ``train.iterations=20000``; the new default is another run."""
+    from tasks.multitask import EPROP_LONG_BUDGET
+
+    task, rule = key.split("/")
+    cfg = build_config(task=task, rule=rule)
+    bptt = build_config(task=task, rule="bptt")
+    assert cfg.train.iterations == EPROP_LONG_BUDGET["train.iterations"] > bptt.train.iterations
+    assert config_hash(cfg) != BEFORE_30K[key]
+    sets = [f"{k}={_get(bptt, k)}" for k in sorted(EPROP_LONG_BUDGET)]
+    assert sets == ["train.iterations=20000"]
+    assert config_hash(build_config(task=task, rule=rule, sets=sets)) == BEFORE_30K[key]
 
 
 def _get(cfg, dotted):
