@@ -97,13 +97,10 @@ def test_dup_rev_eprop_runs_with_beta_1_are_found(key):
     directories with ``network.beta=1.0``; the new default is another run."""
     from tasks.multitask import EPROP_LONG_BUDGET, EPROP_STRONG_ADAPTATION
 
-    task, rule = key.split("/")
-    cfg = build_config(task=task, rule=rule)
-    bptt = build_config(task=task, rule="bptt")
+    cfg, bptt, found = _with_bptt_values(key, {**EPROP_STRONG_ADAPTATION, **EPROP_LONG_BUDGET})
     assert EPROP_STRONG_ADAPTATION == {"network.beta": 2.0}
     assert cfg.network.beta == 2.0 != bptt.network.beta and config_hash(cfg) != BEFORE_BETA2[key]
-    sets = [f"{k}={_get(bptt, k)}" for k in sorted({**EPROP_STRONG_ADAPTATION, **EPROP_LONG_BUDGET})]
-    assert config_hash(build_config(task=task, rule=rule, sets=sets)) == BEFORE_BETA2[key]
+    assert found == BEFORE_BETA2[key]
 
 
 @pytest.mark.parametrize("key", sorted(BEFORE_30K))
@@ -112,14 +109,18 @@ def test_dup_rev_eprop_runs_at_20000_iterations_are_found(key):
     directories with ``train.iterations=20000``; the new default is another run."""
     from tasks.multitask import EPROP_LONG_BUDGET
 
+    cfg, bptt, found = _with_bptt_values(key, EPROP_LONG_BUDGET)
+    assert cfg.train.iterations == EPROP_LONG_BUDGET["train.iterations"] > bptt.train.iterations == 20000
+    assert config_hash(cfg) != BEFORE_30K[key] and found == BEFORE_30K[key]
+
+
+def _with_bptt_values(key, keys):
+    """The default config of ``key`` ("task/rule"), BPTT's, and the hash of the default with
+    ``keys`` set back to BPTT's values."""
     task, rule = key.split("/")
-    cfg = build_config(task=task, rule=rule)
     bptt = build_config(task=task, rule="bptt")
-    assert cfg.train.iterations == EPROP_LONG_BUDGET["train.iterations"] > bptt.train.iterations
-    assert config_hash(cfg) != BEFORE_30K[key]
-    sets = [f"{k}={_get(bptt, k)}" for k in sorted(EPROP_LONG_BUDGET)]
-    assert sets == ["train.iterations=20000"]
-    assert config_hash(build_config(task=task, rule=rule, sets=sets)) == BEFORE_30K[key]
+    sets = [f"{k}={_get(bptt, k)}" for k in sorted(keys)]
+    return build_config(task=task, rule=rule), bptt, config_hash(build_config(task=task, rule=rule, sets=sets))
 
 
 def _get(cfg, dotted):
