@@ -28,13 +28,17 @@ import pytest
 from cognet.training.config import build_config
 from cognet.training.trainer import config_hash
 
-HASHES = json.loads((Path(__file__).parent / "data" / "config_hashes.json").read_text())
-BEFORE_ISSUE20 = json.loads((Path(__file__).parent / "data" / "config_hashes_before_issue20.json").read_text())
-BEFORE_SLOW_ADAPTATION = json.loads(
-    (Path(__file__).parent / "data" / "config_hashes_before_slow_adaptation.json").read_text())
-BEFORE_RANDOM_1024 = json.loads((Path(__file__).parent / "data" / "config_hashes_before_random_1024.json").read_text())
-BEFORE_BETA2 = json.loads((Path(__file__).parent / "data" / "config_hashes_before_beta2.json").read_text())
-BEFORE_30K = json.loads((Path(__file__).parent / "data" / "config_hashes_before_30k.json").read_text())
+
+def _hashes(name: str) -> dict:
+    return json.loads((Path(__file__).parent / "data" / f"{name}.json").read_text())
+
+
+HASHES = _hashes("config_hashes")
+BEFORE_ISSUE20 = _hashes("config_hashes_before_issue20")
+BEFORE_SLOW_ADAPTATION = _hashes("config_hashes_before_slow_adaptation")
+BEFORE_RANDOM_1024 = _hashes("config_hashes_before_random_1024")
+BEFORE_BETA2 = _hashes("config_hashes_before_beta2")
+BEFORE_30K = _hashes("config_hashes_before_30k")
 
 
 @pytest.mark.parametrize("key", sorted(HASHES))
@@ -66,14 +70,10 @@ def test_dup_rev_eprop_runs_before_slow_adaptation_are_found(key):
     their directories when those values are set back; the new default is another run."""
     from tasks.multitask import EPROP_LONG_BUDGET, EPROP_SLOW_ADAPTATION, EPROP_STRONG_ADAPTATION
 
-    task, rule = key.split("/")
-    assert task == "dup-rev"
-    cfg = build_config(task=task, rule=rule)
-    assert config_hash(cfg) != BEFORE_SLOW_ADAPTATION[key]
-    bptt = build_config(task=task, rule="bptt")
-    keys = sorted({**EPROP_SLOW_ADAPTATION, **EPROP_STRONG_ADAPTATION, **EPROP_LONG_BUDGET})
-    sets = ["network.n_rec=1024"] + [f"{k}={_get(bptt, k)}" for k in keys]
-    assert config_hash(build_config(task=task, rule=rule, sets=sets)) == BEFORE_SLOW_ADAPTATION[key]
+    assert key.startswith("dup-rev/")
+    cfg, _, found = _with_bptt_values(key, {**EPROP_SLOW_ADAPTATION, **EPROP_STRONG_ADAPTATION, **EPROP_LONG_BUDGET},
+                                      ["network.n_rec=1024"])
+    assert config_hash(cfg) != BEFORE_SLOW_ADAPTATION[key] and found == BEFORE_SLOW_ADAPTATION[key]
 
 
 @pytest.mark.parametrize("key", sorted(BEFORE_RANDOM_1024))
@@ -82,13 +82,9 @@ def test_dup_rev_eprop_random_runs_on_512_neurons_are_found(key):
     keep their directories with ``network.n_rec=512`` (and BPTT's beta, which they had)."""
     from tasks.multitask import EPROP_LONG_BUDGET, EPROP_STRONG_ADAPTATION
 
-    task, rule = key.split("/")
-    cfg = build_config(task=task, rule=rule)
+    cfg, _, found = _with_bptt_values(key, {**EPROP_STRONG_ADAPTATION, **EPROP_LONG_BUDGET}, ["network.n_rec=512"])
     assert cfg.network.n_rec == 1024 and config_hash(cfg) != BEFORE_RANDOM_1024[key]
-    bptt = build_config(task=task, rule="bptt")
-    sets = ["network.n_rec=512"] + [f"{k}={_get(bptt, k)}"
-                                    for k in sorted({**EPROP_STRONG_ADAPTATION, **EPROP_LONG_BUDGET})]
-    assert config_hash(build_config(task=task, rule=rule, sets=sets)) == BEFORE_RANDOM_1024[key]
+    assert found == BEFORE_RANDOM_1024[key]
 
 
 @pytest.mark.parametrize("key", sorted(BEFORE_BETA2))
@@ -114,12 +110,12 @@ def test_dup_rev_eprop_runs_at_20000_iterations_are_found(key):
     assert config_hash(cfg) != BEFORE_30K[key] and found == BEFORE_30K[key]
 
 
-def _with_bptt_values(key, keys):
+def _with_bptt_values(key, keys, extra_sets=()):
     """The default config of ``key`` ("task/rule"), BPTT's, and the hash of the default with
-    ``keys`` set back to BPTT's values."""
+    ``extra_sets`` and ``keys`` set back to BPTT's values."""
     task, rule = key.split("/")
     bptt = build_config(task=task, rule="bptt")
-    sets = [f"{k}={_get(bptt, k)}" for k in sorted(keys)]
+    sets = list(extra_sets) + [f"{k}={_get(bptt, k)}" for k in sorted(keys)]
     return build_config(task=task, rule=rule), bptt, config_hash(build_config(task=task, rule=rule, sets=sets))
 
 
