@@ -65,8 +65,8 @@ the same order, ends first, middle last, more slowly; both rules get slow, stron
 tau_a ~ U(100, 2000) ms (``EPROP_SLOW_ADAPTATION``) and beta 2.0 (``EPROP_STRONG_ADAPTATION``),
 1024 neurons and 30 000 iterations (``EPROP_LONG_BUDGET``), otherwise BPTT's recommendation. At
 that budget ``eprop-symmetric`` reaches 0.914 / 0.945 / 0.945 (seeds 0-2, 14.8-15.1 Hz, Brian2
-identical; 0.891 / 0.902 / 0.902 at 20 000 iterations), ``eprop-random`` at 10 000 iterations
-0.660 / 0.742 / 0.648 (15.6-16.0 Hz, Brian2 identical).
+identical; 0.891 / 0.902 / 0.902 at 20 000 iterations), ``eprop-random`` 0.801 / 0.863 / 0.871
+(14.9-15.3 Hz, Brian2 identical; 0.660 / 0.742 / 0.648 at 10 000 iterations): below 0.90.
 With beta 1.0, seeds 0-2 at 10 000 iterations: ``eprop-symmetric`` 0.852 / 0.777 / 0.781 sequence accuracy at 15 Hz,
 against 0.641 / 0.688 / 0.637 with U(10, 200) ms; ``eprop-random`` 0.457 / 0.547 / 0.488 at 16-17 Hz,
 against 0.352 / 0.305 / 0.281 on 512 neurons with slow adaptation and 0.258 / 0.277 / 0.231 on 1024
@@ -115,7 +115,8 @@ EPROP_STRONG_ADAPTATION = {"network.beta": 2.0}
 #: models came late at 20 000 (17 100-19 700) and the cosine schedule then ends at 0.05 x the
 #: learning rate. Measured on 1024 neurons (held-out sequence accuracy, 2026-12-07, all
 #: Brian2-identical; docs/tasks.md "Slow adaptation"): eprop-symmetric 0.914 / 0.945 / 0.945
-#: against 0.891 / 0.902 / 0.902 at 20 000 iterations; eprop-random not measured at 30 000
+#: against 0.891 / 0.902 / 0.902 at 20 000 iterations; eprop-random 0.801 / 0.863 / 0.871 against
+#: 0.660 / 0.742 / 0.648 at 10 000 iterations
 EPROP_LONG_BUDGET = {"train.iterations": 30000}
 
 
