@@ -16,7 +16,10 @@ hash. Both rules then got stronger adaptation on ``dup-rev`` (beta 2.0 instead o
 hashes with beta 1.0 (``--set network.beta=1.0`` finds those runs, and the earlier tests set it
 too). Then e-prop's ``dup-rev`` budget went from BPTT's 20 000 iterations to 30 000
 (``tasks.multitask.EPROP_LONG_BUDGET``); ``data/config_hashes_before_30k.json`` keeps the hashes at
-20 000 (``--set train.iterations=20000``; the earlier tests set it too)."""
+20 000 (``--set train.iterations=20000``; the earlier tests set it too). Last, ``eprop-random``
+alone got beta 3.0 on ``dup-rev`` (``tasks.multitask.EPROP_RANDOM_ADAPTATION``);
+``data/config_hashes_before_random_beta3.json`` keeps its beta-2.0 hash (``--set network.beta=2.0``,
+which the 20 000-iteration test sets too)."""
 
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ BEFORE_SLOW_ADAPTATION = _hashes("config_hashes_before_slow_adaptation")
 BEFORE_RANDOM_1024 = _hashes("config_hashes_before_random_1024")
 BEFORE_BETA2 = _hashes("config_hashes_before_beta2")
 BEFORE_30K = _hashes("config_hashes_before_30k")
+BEFORE_RANDOM_BETA3 = _hashes("config_hashes_before_random_beta3")
 
 
 @pytest.mark.parametrize("key", sorted(HASHES))
@@ -95,7 +99,7 @@ def test_dup_rev_eprop_runs_with_beta_1_are_found(key):
 
     cfg, bptt, found = _with_bptt_values(key, {**EPROP_STRONG_ADAPTATION, **EPROP_LONG_BUDGET})
     assert EPROP_STRONG_ADAPTATION == {"network.beta": 2.0}
-    assert cfg.network.beta == 2.0 != bptt.network.beta and config_hash(cfg) != BEFORE_BETA2[key]
+    assert cfg.network.beta >= 2.0 > bptt.network.beta and config_hash(cfg) != BEFORE_BETA2[key]
     assert found == BEFORE_BETA2[key]
 
 
@@ -105,9 +109,27 @@ def test_dup_rev_eprop_runs_at_20000_iterations_are_found(key):
     directories with ``train.iterations=20000``; the new default is another run."""
     from tasks.multitask import EPROP_LONG_BUDGET
 
-    cfg, bptt, found = _with_bptt_values(key, EPROP_LONG_BUDGET)
+    cfg, bptt, found = _with_bptt_values(key, EPROP_LONG_BUDGET, _BETA2[key])
     assert cfg.train.iterations == EPROP_LONG_BUDGET["train.iterations"] > bptt.train.iterations == 20000
     assert config_hash(cfg) != BEFORE_30K[key] and found == BEFORE_30K[key]
+
+
+#: the --set that takes ``eprop-random`` back to the beta its runs before beta 3.0 had
+_BETA2 = {"dup-rev/eprop-random": ["network.beta=2.0"], "dup-rev/eprop-symmetric": []}
+
+
+@pytest.mark.parametrize("key", sorted(BEFORE_RANDOM_BETA3))
+def test_dup_rev_eprop_random_runs_with_beta_2_are_found(key):
+    """``eprop-random``'s recommendation with beta 2.0 (before beta 3.0; 30 000 iterations) keeps
+    its run directories with ``network.beta=2.0``; ``eprop-symmetric`` keeps beta 2.0."""
+    from tasks.multitask import EPROP_RANDOM_ADAPTATION, EPROP_STRONG_ADAPTATION
+
+    assert key == "dup-rev/eprop-random"
+    cfg, _, _ = _with_bptt_values(key, {})
+    assert cfg.network.beta == EPROP_RANDOM_ADAPTATION["network.beta"] == 3.0
+    assert config_hash(cfg) != BEFORE_RANDOM_BETA3[key]
+    assert build_config(task="dup-rev", rule="eprop-symmetric").network.beta == EPROP_STRONG_ADAPTATION["network.beta"]
+    assert config_hash(build_config(task="dup-rev", rule="eprop-random", sets=_BETA2[key])) == BEFORE_RANDOM_BETA3[key]
 
 
 def _with_bptt_values(key, keys, extra_sets=()):

@@ -460,8 +460,9 @@ def test_eprop_recommendations_cover_the_symbolic_tasks_and_only_eprop():
         assert (cfg.train.iterations, cfg.train.keep_best) == (30000, True) and bptt.train.iterations == 20000
         assert (cfg.train.rate_target_hz, cfg.train.lr, cfg.network.alif_fraction) == \
             (bptt.train.rate_target_hz, bptt.train.lr, bptt.network.alif_fraction)
-        assert cfg.network.beta == 2 * bptt.network.beta == 2.0  # stronger adaptation, the same rate target
     sym, rnd = build_config("dup-rev", rule="eprop-symmetric"), build_config("dup-rev", rule="eprop-random")
+    # stronger adaptation, the same rate target; random feedback the strongest
+    assert (sym.network.beta, rnd.network.beta) == (2 * bptt.network.beta, 3 * bptt.network.beta) == (2.0, 3.0)
     assert sym.network.n_rec == rnd.network.n_rec == 2 * bptt.network.n_rec == 1024
     for cfg in (sym, rnd):  # slow adaptation: e-prop credits a neuron's own adaptation exactly
         assert (cfg.network.tau_adapt_ms, cfg.network.tau_adapt_max_ms) == (100.0, 2000.0) != \
@@ -470,6 +471,19 @@ def test_eprop_recommendations_cover_the_symbolic_tasks_and_only_eprop():
     assert build_config("digits", rule="eprop-random").network.n_rec == build_config("digits").network.n_rec
     # the user's --set still wins
     assert build_config("add", rule="eprop-random", sets=["network.n_rec=64"]).network.n_rec == 64
+
+
+def test_eprop_recommended_layers_settings_overrides_and_one_rule():
+    from tasks.base import EPROP_RULES, EPROP_SETTINGS, eprop_recommended
+
+    rec = eprop_recommended({"train.iterations": 9, "network.beta": 2.0},
+                            per_rule={"eprop-random": {"network.beta": 3.0}})
+    assert set(rec) == set(EPROP_RULES)
+    assert rec["eprop-symmetric"] == {**EPROP_SETTINGS, "train.iterations": 9, "network.beta": 2.0}
+    assert rec["eprop-random"] == {**EPROP_SETTINGS, "train.iterations": 9, "network.beta": 3.0}
+    assert eprop_recommended() == {r: EPROP_SETTINGS for r in EPROP_RULES}
+    with pytest.raises(ValueError, match="bptt"):  # only e-prop rules get e-prop settings
+        eprop_recommended(per_rule={"bptt": {"network.beta": 3.0}})
 
 
 def test_recommendations_yield_to_the_config_file_and_set(tmp_path):
