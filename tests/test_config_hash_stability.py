@@ -125,7 +125,7 @@ def test_dup_rev_eprop_random_runs_with_beta_2_are_found(key):
     from tasks.multitask import EPROP_RANDOM_ADAPTATION, EPROP_STRONG_ADAPTATION
 
     assert key == "dup-rev/eprop-random"
-    cfg, _, _ = _with_bptt_values(key, {})
+    cfg = build_config(task="dup-rev", rule="eprop-random")
     assert cfg.network.beta == EPROP_RANDOM_ADAPTATION["network.beta"] == 3.0
     assert config_hash(cfg) != BEFORE_RANDOM_BETA3[key]
     assert build_config(task="dup-rev", rule="eprop-symmetric").network.beta == EPROP_STRONG_ADAPTATION["network.beta"]
