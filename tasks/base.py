@@ -90,10 +90,11 @@ def eprop_recommended(overrides: Optional[Mapping[str, Any]] = None,
                       per_rule: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Dict[str, Dict[str, Any]]:
     """``recommended_for_rule`` entries for the e-prop rules: ``EPROP_SETTINGS``, then ``overrides``,
     then ``per_rule[rule]`` where one rule is measured to need more (its keys must be e-prop rules)."""
-    unknown = sorted(set(per_rule or {}) - set(EPROP_RULES))
+    overrides, per_rule = overrides or {}, per_rule or {}
+    unknown = sorted(set(per_rule) - set(EPROP_RULES))
     if unknown:
         raise ValueError(f"per_rule names {unknown}, not e-prop rules {list(EPROP_RULES)}")
-    return {r: {**EPROP_SETTINGS, **(overrides or {}), **(per_rule or {}).get(r, {})} for r in EPROP_RULES}
+    return {r: {**EPROP_SETTINGS, **overrides, **per_rule.get(r, {})} for r in EPROP_RULES}
 
 
 class Task:

@@ -103,6 +103,10 @@ def test_dup_rev_eprop_runs_with_beta_1_are_found(key):
     assert found == BEFORE_BETA2[key]
 
 
+#: the --set that takes ``eprop-random`` back to the beta its runs before beta 3.0 had
+_BETA2 = {"dup-rev/eprop-random": ["network.beta=2.0"], "dup-rev/eprop-symmetric": []}
+
+
 @pytest.mark.parametrize("key", sorted(BEFORE_30K))
 def test_dup_rev_eprop_runs_at_20000_iterations_are_found(key):
     """The beta-2.0 recommendation at BPTT's 20 000 iterations (before 30 000) keeps its run
@@ -112,10 +116,6 @@ def test_dup_rev_eprop_runs_at_20000_iterations_are_found(key):
     cfg, bptt, found = _with_bptt_values(key, EPROP_LONG_BUDGET, _BETA2[key])
     assert cfg.train.iterations == EPROP_LONG_BUDGET["train.iterations"] > bptt.train.iterations == 20000
     assert config_hash(cfg) != BEFORE_30K[key] and found == BEFORE_30K[key]
-
-
-#: the --set that takes ``eprop-random`` back to the beta its runs before beta 3.0 had
-_BETA2 = {"dup-rev/eprop-random": ["network.beta=2.0"], "dup-rev/eprop-symmetric": []}
 
 
 @pytest.mark.parametrize("key", sorted(BEFORE_RANDOM_BETA3))

@@ -7,6 +7,9 @@ Per task and rule: the mean over seeds and the range (min-max) of the sequence a
 run's own float32 test pass, ``summary.json``), each seed's value, the Brian2 agreement
 (identical trials; "same accuracy" when Brian2's accuracy equals that of ``cognet verify``'s
 float64 torch replay of the same trials), mean bit accuracy and mean rate.
+
+Sequence accuracies are stored exactly (k/256 for the 256 test trials) at six decimals: with
+three or four, 251/256 = 0.98047 became 0.9805 and printed as 0.981.
 """
 
 from __future__ import annotations
