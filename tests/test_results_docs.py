@@ -81,6 +81,9 @@ def test_duprev_positions_adds_up_to_the_runs_own_scores(tmp_path, encoding):
     assert bit_err == pytest.approx(1 - ev["bit_accuracy"], abs=1e-5)
     seq = sum(r["trials"] * r["sequence_accuracy"] for r in res.values()) / 256
     assert seq == pytest.approx(ev["sequence_accuracy"], abs=1e-6)
+    correct, trials, (lo, hi) = mod.pooled(res)  # the script's "both" row: the same score, as a count
+    assert trials == 256 and correct / 256 == pytest.approx(ev["sequence_accuracy"], abs=1e-9)
+    assert lo <= correct / 256 <= hi and (lo, hi) == tuple(ev["sequence_accuracy_ci95"])
 
 
 def test_hop_alignment_rows_and_all_hops_align_with_bptt(tmp_path):
