@@ -28,8 +28,9 @@ from cognet.training.trainer import derive_seeds, proportion_ci95
 
 
 def positions(run_dir: Path, trials: int = 1024):
-    """``(cfg, {cue: {"trials", "sequence_accuracy", "bit_error"}})`` on ``trials`` held-out trials;
-    ``bit_error`` has one entry per answer."""
+    """``(cfg, {cue: {"trials", "correct", "sequence_accuracy", "bit_error"}})`` on ``trials``
+    held-out trials; ``correct`` counts the trials with every answer right, ``bit_error`` has one
+    entry per answer."""
     net, cfg = load_model(Path(run_dir) / "model.safetensors")
     if cfg.task != "dup-rev":
         raise SystemExit(f"Error: {run_dir} is a {cfg.task} run, not dup-rev")
@@ -45,7 +46,8 @@ def positions(run_dir: Path, trials: int = 1024):
     res = {}
     for k, name in enumerate(task.TASK_NAMES):
         w = wrong[:, cue == k]
-        res[name] = {"trials": int(w.shape[1]), "sequence_accuracy": float((~w.any(-1)).all(0).float().mean()),
+        n, correct = int(w.shape[1]), int((~w.any(-1)).all(0).sum())
+        res[name] = {"trials": n, "correct": correct, "sequence_accuracy": correct / n,
                      "bit_error": w.float().mean(dim=(1, 2)).tolist()}
     return cfg, res
 
@@ -54,7 +56,7 @@ def pooled(res):
     """``(correct, trials, (lo, hi))``: whole-sequence successes over both cues of ``positions``'
     result, with the 95 % Wilson interval of their fraction."""
     trials = sum(r["trials"] for r in res.values())
-    correct = round(sum(r["trials"] * r["sequence_accuracy"] for r in res.values()))
+    correct = sum(r["correct"] for r in res.values())
     return correct, trials, proportion_ci95(correct, trials)
 
 
