@@ -129,9 +129,9 @@ EPROP_LONG_BUDGET = {"train.iterations": 30000}
 #: 0.895 against 0.801 / 0.863 / 0.871 with beta 2.0 (1024 further held-out trials per seed: about
 #: 0.88 against 0.83; 8192 per seed: 0.886 / 0.881 / 0.876, below the 0.90 target, against 0.788 /
 #: 0.856 / 0.851). Tried and not adopted (8192 trials): 40 000 iterations 0.887 / 0.908 / 0.885;
-#: on seed 0 beta 4.0 0.885, ``train.rate_reg=0.05`` 0.869 (docs/tasks.md "A larger test").
-#: Batch 128 (``train.batch_size=128``) gives 0.938 on seed 0 (docs/tasks.md "Tried on seed 0");
-#: not adopted until seeds 1 and 2 are measured
+#: on seed 0 beta 4.0 0.885, ``train.rate_reg=0.05`` 0.869. Batch 128 (``train.batch_size=128``)
+#: gives 0.938 on seed 0, not adopted until seeds 1 and 2 are measured (docs/tasks.md "A larger
+#: test", "Tried on seed 0")
 EPROP_RANDOM_ADAPTATION = {"network.beta": 3.0}
 
 
