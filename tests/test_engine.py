@@ -554,3 +554,49 @@ def test_rate_penalty_gradient_reaches_the_kernel_per_neuron_and_equals_torchs_m
     assert seen == [1, 3]  # per neuron with rate_penalty, a whole [T, B, n] tensor with torch's mean
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+_FAULTS = r"""
+import resource, torch
+from cognet.core import fused
+mod = fused.load_backend()
+T, B, N = 64, 128, 1024  # the kernel's [T, B, n] outputs are 32 MiB each
+g = torch.Generator().manual_seed(0)
+cur = torch.rand(T, B, N, generator=g) * 0.12
+w = torch.randn(N, N, generator=g) * 0.02
+z0 = torch.zeros(B, N); one = torch.ones(N)
+def forward():
+    return mod.forward(cur, w, z0, z0, z0, z0, one * 0.95, one * 0.99, one, one * 0.1, one * 2,
+                       2 | 4 | 32 | 64, 0, 1.0, 0.3, 0.2)
+forward()  # the first call faults its memory in (its outputs are freed at once)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(2):
+    forward()
+print(fused._malloc["kept"], resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "confstr") or "glibc" not in
+                    (__import__("os").confstr("CS_GNU_LIBC_VERSION") or ""), reason="glibc's mallopt only")
+def test_keep_freed_memory_reuses_large_blocks():
+    """With the fused engine's malloc setting, a kernel call's freed 32 MiB outputs are reused by
+    the next call (no page faults); with glibc's defaults (COGNET_MALLOC=default) each one is
+    mmapped anew and faulted in page by page (8192 faults of 4 KiB each)."""
+    import os
+    import subprocess
+    import sys
+
+    def faults(env_value):
+        env = dict(os.environ)
+        env.pop("COGNET_MALLOC", None)
+        if env_value is not None:
+            env["COGNET_MALLOC"] = env_value
+        out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True, text=True, check=True)
+        kept, n = out.stdout.split()
+        return kept == "True", int(n)
+
+    kept, n_kept = faults(None)
+    default, n_default = faults("default")
+    assert kept and not default
+    assert n_default >= 2 * 4096  # two calls' 2 x 32 MiB faulted in again (4 KiB pages; fewer if huge pages)
+    assert n_kept < n_default / 20

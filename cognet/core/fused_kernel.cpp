@@ -246,12 +246,15 @@ void step_rows(int64_t b0, int64_t b1, int64_t N, Consts<S> c, const S* __restri
         x = (vn - vth[n]) / vth[n];
       }
       S zn = x > S(0) ? S(1) : S(0);
-      if (RF) {
-        const bool free = r[k] == S(0);
+      if (RF) {  // selects only, no branch: the loop vectorises (same values as the nested form)
+        const S rk = r[k];
+        const bool free = rk == S(0);
         zn = free ? zn : S(0);
-        const S down = r[k] - S(1);
+        const S down = rk - S(1);
         const S hold = nref[n] - S(1);
-        r[k] = zn > S(0) ? (hold > S(0) ? hold : S(0)) : (down > S(0) ? down : S(0));
+        const S down0 = down > S(0) ? down : S(0);
+        const S hold0 = hold > S(0) ? hold : S(0);
+        r[k] = zn > S(0) ? hold0 : down0;
         x = free ? x : -std::numeric_limits<S>::infinity();
       }
       zt[k] = zn;

@@ -1,0 +1,122 @@
+"""The fused engine of this checkout against the one of an earlier commit, side by side.
+
+Usage::
+
+    PYTHONPATH=$PWD python benchmarks/engine_ab.py [--base HEAD] [--task dup-rev]
+        [--rule eprop-random] [--set train.batch_size=128 ...] [--repeats 5] [--threads 1]
+        [--malloc]
+
+Builds the kernel source (``cognet/core/fused_kernel.cpp``) of ``--base`` (``git show``) as a
+second extension module next to this checkout's, then times one training iteration (the
+rule's ``step``: forward and gradients, no optimiser step) of the task's recommended network,
+the two kernels in rotation in one process on the same pre-drawn batches and the same weights
+(each timed iteration follows an untimed one of the same variant).
+Prints the median seconds per iteration of each, their ratio, and whether the two kernels'
+gradients and logits are identical bit for bit (the largest difference if not).
+
+``--malloc`` adds a third row: this kernel with glibc's default ``malloc`` thresholds (blocks of
+32 MiB and more are mmapped and returned when freed, ``mallopt`` set back to that before each
+of its iterations, :func:`cognet.core.fused.keep_freed_memory`), against the kept-blocks
+setting the engine uses.
+
+The base kernel compiles once per machine (about a minute) into torch's extension cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import hashlib
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+
+from cognet.core import fused
+from cognet.training.config import build_config
+from cognet.training.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def base_module(rev: str):
+    src = subprocess.run(["git", "show", f"{rev}:cognet/core/fused_kernel.cpp"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    from torch.utils.cpp_extension import load_inline
+
+    flags = ["-O3", "-ffp-contract=off", "-march=native"]
+    tag = hashlib.sha256("\0".join([src, torch.__version__, fused._cpu_signature(), *flags]).encode()).hexdigest()[:12]
+    return load_inline(name=f"cognet_fused_ab_{tag}", cpp_sources=[src], functions=None, extra_cflags=flags,
+                       extra_ldflags=["-ldl"], verbose=False)
+
+
+def glibc_defaults(libc) -> None:
+    """mallopt as glibc's steady state: blocks of 32 MiB and more mmapped, 128 KiB trim."""
+    libc.mallopt(-3, 32 << 20)
+    libc.mallopt(-1, 128 << 10)
+    libc.malloc_trim(0)
+
+
+def kept(libc) -> None:
+    libc.mallopt(-3, fused.KEEP_FREED_BYTES)
+    libc.mallopt(-1, fused.KEEP_FREED_BYTES)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", default="HEAD")
+    ap.add_argument("--task", default="dup-rev")
+    ap.add_argument("--rule", default="eprop-random")
+    ap.add_argument("--set", dest="sets", action="append", default=[])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--malloc", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    cfg = build_config(task=args.task, rule=args.rule, seed=0, sets=args.sets)
+    t = Trainer(cfg, None, progress=False)
+    t.net.train()
+    new = fused.load_backend()
+    old = base_module(args.base)
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    batches = [t.task.sample(cfg.train.batch_size, t.g_train) for _ in range(args.repeats + 1)]
+    variants = [(f"base kernel ({args.base})", old, None), ("this kernel", new, None)]
+    if args.malloc:
+        variants.append(("this kernel, glibc malloc defaults", new, glibc_defaults))
+    times = {name: [] for name, _, _ in variants}
+    worst = 0.0
+    for i, batch in enumerate(batches):
+        order = variants if i % 2 == 0 else variants[::-1]
+        results = {}
+        for name, mod, setup in order:
+            (setup or kept)(libc)
+            fused._backend["module"] = mod
+            t.rule.step(batch)  # untimed: settles the heap after a malloc switch
+            t0 = time.perf_counter()
+            res = t.rule.step(batch)
+            dt = time.perf_counter() - t0
+            if i:  # the first round warms up allocators and caches
+                times[name].append(dt)
+            results[name] = [p.grad.clone() for p in t.net.parameters() if p.grad is not None] + [res.logits]
+        kept(libc)
+        fused._backend["module"] = new
+        ref = results[variants[0][0]]
+        for name, _, _ in variants[1:]:
+            for a, b in zip(ref, results[name]):
+                worst = max(worst, float((a - b).abs().max()))
+    base_t = statistics.median(times[variants[0][0]])
+    print(f"{args.task} / {args.rule}, {t.net.n} neurons, batch {cfg.train.batch_size}, {args.threads} thread(s), "
+          f"median of {args.repeats} iterations (rule.step), torch {torch.__version__}")
+    for name, _, _ in variants:
+        m = statistics.median(times[name])
+        print(f"  {name:<40} {m:8.3f} s/it   {m / base_t:5.2f}x the base")
+    print("gradients and logits identical bit for bit" if worst == 0.0 else
+          f"gradients and logits differ: largest |difference| {worst:.3g}")
+
+
+if __name__ == "__main__":
+    main()
