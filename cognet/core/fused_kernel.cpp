@@ -156,6 +156,36 @@ inline int64_t spike_lists(const S* __restrict__ z, int64_t B, int64_t N, int32_
   return total;
 }
 
+// dst[n] = (((dst[n] + c_0 src_0[n]) + c_1 src_1[n]) + ...) for n0 <= n < n1: the same running
+// sums, rounded in the same order, as K passes of dst[n] += c_k src_k[n] (c_k == 1 adds src_k as
+// is, which is the same value), but blocked: the running sums of a block of entries stay in
+// registers over all K sources and dst is read and written once, not K times.
+template <typename S>
+inline void add_rows_blocked(S* __restrict__ dst, int64_t n0, int64_t n1, int64_t K, const S* const* src,
+                             const S* coef) {
+  constexpr int64_t BL = 256 / sizeof(S);  // 64 floats: eight AVX2 registers
+  int64_t n = n0;
+  for (; n + BL <= n1; n += BL) {
+    S acc[BL];
+    for (int64_t l = 0; l < BL; ++l) acc[l] = dst[n + l];
+    for (int64_t k = 0; k < K; ++k) {
+      const S* __restrict__ sk = src[k] + n;
+      const S ck = coef[k];
+      if (ck == S(1)) {
+        for (int64_t l = 0; l < BL; ++l) acc[l] += sk[l];
+      } else {
+        for (int64_t l = 0; l < BL; ++l) acc[l] += ck * sk[l];
+      }
+    }
+    for (int64_t l = 0; l < BL; ++l) dst[n + l] = acc[l];
+  }
+  for (; n < n1; ++n) {
+    S a = dst[n];
+    for (int64_t k = 0; k < K; ++k) a += coef[k] == S(1) ? src[k][n] : coef[k] * src[k][n];
+    dst[n] = a;
+  }
+}
+
 // out[b] += sum_k z[b, j_k] rows[j_k] over the spike list of row b
 template <typename S>
 inline void accumulate_rows(int64_t b0, int64_t b1, int64_t N, const S* __restrict__ z, const int32_t* idx,
@@ -163,6 +193,19 @@ inline void accumulate_rows(int64_t b0, int64_t b1, int64_t N, const S* __restri
                             S* __restrict__ out, bool scatter) {
   // scatter = false: out[b, :] += z[b, j] rows[j, :]            (recurrent input)
   // scatter = true:  out[j, :] += z[b, j] src_rows[b, :]         (weight gradient, rows = unused)
+  if (!scatter) {  // one blocked pass over out[b] per row (same sums, same order)
+    std::vector<const S*> src(N);
+    std::vector<S> coef(N);
+    for (int64_t b = b0; b < b1; ++b) {
+      const int32_t* ib = idx + b * N;
+      for (int64_t k = 0; k < cnt[b]; ++k) {
+        src[k] = rows + static_cast<int64_t>(ib[k]) * N;
+        coef[k] = z[b * N + ib[k]];
+      }
+      add_rows_blocked<S>(out + b * N, 0, N, cnt[b], src.data(), coef.data());
+    }
+    return;
+  }
   for (int64_t b = b0; b < b1; ++b) {
     const int32_t* ib = idx + b * N;
     for (int64_t k = 0; k < cnt[b]; ++k) {
@@ -334,16 +377,18 @@ template <typename S>
 inline void project_row(const InputEvents<S>& in, int64_t r, int64_t N, S* __restrict__ o) {
   std::memset(o, 0, sizeof(S) * N);
   const S* xr = in.x + r * in.K;
-  for (int64_t e = in.ptr[r]; e < in.ptr[r + 1]; ++e) {
-    const int64_t j = in.idx[e];
-    const S xv = xr[j];
-    const S* __restrict__ w = in.wt + j * N;
-    if (xv == S(1)) {
-      for (int64_t i = 0; i < N; ++i) o[i] += w[i];
-    } else {
-      for (int64_t i = 0; i < N; ++i) o[i] += xv * w[i];
-    }
+  const int64_t e0 = in.ptr[r], K = in.ptr[r + 1] - e0;
+  if (K == 0) return;
+  thread_local std::vector<const S*> src;
+  thread_local std::vector<S> coef;
+  src.resize(K);
+  coef.resize(K);
+  for (int64_t e = 0; e < K; ++e) {
+    const int64_t j = in.idx[e0 + e];
+    src[e] = in.wt + j * N;
+    coef[e] = xr[j];
   }
+  add_rows_blocked<S>(o, 0, N, K, src.data(), coef.data());
 }
 
 // dwt[j, :] += x[r, j] d[0:N] over the row's events (the weight gradient of the projection)
@@ -654,25 +699,33 @@ AdjFn<S> pick_adj(bool rz, bool ad, bool fi, bool reg) {
   return ad ? pick_adj2<S, false, true>(fi, reg) : pick_adj2<S, false, false>(fi, reg);
 }
 
-// gt[off + i, :] += pre[b, i] p[b, :] for the nonzero pre[b, i] (pre [B, M], p [B, N]); columns
-// split over threads, so every entry sums its events in the same (b, i) order at any thread count
+// gt[off + i, :] += pre[b, i] p[b, :] for the nonzero pre[b, i] (pre [B, M], p [B, N]). Every
+// entry gt[i, n] sums its events in ascending b, as a loop over b then i would; here the events
+// are regrouped by i (a counting sort that keeps b ascending), so that each row of gt is read
+// and written once per step with its events summed in registers (add_rows_blocked), and the
+// columns are split over threads: the same sums at any thread count.
 template <typename S>
 void scatter_events(const S* __restrict__ pre, int64_t B, int64_t M, const int32_t* idx, const int64_t* cnt,
                     const S* __restrict__ p, int64_t N, S* __restrict__ gt) {
+  std::vector<int64_t> start(M + 1, 0);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t e = 0; e < cnt[b]; ++e) ++start[idx[b * M + e] + 1];
+  for (int64_t i = 0; i < M; ++i) start[i + 1] += start[i];
+  const int64_t total = start[M];
+  std::vector<const S*> src(total);
+  std::vector<S> coef(total);
+  std::vector<int64_t> fill(start.begin(), start.end() - 1);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t e = 0; e < cnt[b]; ++e) {
+      const int64_t i = idx[b * M + e];
+      const int64_t at = fill[i]++;
+      src[at] = p + b * N;
+      coef[at] = pre[b * M + i];
+    }
   at::parallel_for(0, N, 256, [&](int64_t n0, int64_t n1) {
-    for (int64_t b = 0; b < B; ++b) {
-      const int32_t* ib = idx + b * M;
-      const S* __restrict__ src = p + b * N;
-      for (int64_t e = 0; e < cnt[b]; ++e) {
-        const int64_t i = ib[e];
-        const S v = pre[b * M + i];
-        S* __restrict__ row = gt + i * N;
-        if (v == S(1)) {
-          for (int64_t n = n0; n < n1; ++n) row[n] += src[n];
-        } else {
-          for (int64_t n = n0; n < n1; ++n) row[n] += v * src[n];
-        }
-      }
+    for (int64_t i = 0; i < M; ++i) {
+      const int64_t k0 = start[i], K = start[i + 1] - k0;
+      if (K) add_rows_blocked<S>(gt + i * N, n0, n1, K, src.data() + k0, coef.data() + k0);
     }
   });
 }
