@@ -186,39 +186,20 @@ inline void add_rows_blocked(S* __restrict__ dst, int64_t n0, int64_t n1, int64_
   }
 }
 
-// out[b] += sum_k z[b, j_k] rows[j_k] over the spike list of row b
+// out[b, :] += sum_k z[b, j_k] rows[j_k, :] over the spike list of row b (the recurrent input),
+// one blocked pass over out[b] per row
 template <typename S>
 inline void accumulate_rows(int64_t b0, int64_t b1, int64_t N, const S* __restrict__ z, const int32_t* idx,
-                            const int64_t* cnt, const S* __restrict__ rows, const S* __restrict__ src_rows,
-                            S* __restrict__ out, bool scatter) {
-  // scatter = false: out[b, :] += z[b, j] rows[j, :]            (recurrent input)
-  // scatter = true:  out[j, :] += z[b, j] src_rows[b, :]         (weight gradient, rows = unused)
-  if (!scatter) {  // one blocked pass over out[b] per row (same sums, same order)
-    std::vector<const S*> src(N);
-    std::vector<S> coef(N);
-    for (int64_t b = b0; b < b1; ++b) {
-      const int32_t* ib = idx + b * N;
-      for (int64_t k = 0; k < cnt[b]; ++k) {
-        src[k] = rows + static_cast<int64_t>(ib[k]) * N;
-        coef[k] = z[b * N + ib[k]];
-      }
-      add_rows_blocked<S>(out + b * N, 0, N, cnt[b], src.data(), coef.data());
-    }
-    return;
-  }
+                            const int64_t* cnt, const S* __restrict__ rows, S* __restrict__ out) {
+  std::vector<const S*> src(N);
+  std::vector<S> coef(N);
   for (int64_t b = b0; b < b1; ++b) {
     const int32_t* ib = idx + b * N;
     for (int64_t k = 0; k < cnt[b]; ++k) {
-      const int64_t j = ib[k];
-      const S zv = z[b * N + j];
-      const S* __restrict__ src = scatter ? src_rows + b * N : rows + j * N;
-      S* __restrict__ dst = scatter ? out + j * N : out + b * N;
-      if (zv == S(1)) {
-        for (int64_t i = 0; i < N; ++i) dst[i] += src[i];
-      } else {
-        for (int64_t i = 0; i < N; ++i) dst[i] += zv * src[i];
-      }
+      src[k] = rows + static_cast<int64_t>(ib[k]) * N;
+      coef[k] = z[b * N + ib[k]];
     }
+    add_rows_blocked<S>(out + b * N, 0, N, cnt[b], src.data(), coef.data());
   }
 }
 
@@ -391,23 +372,6 @@ inline void project_row(const InputEvents<S>& in, int64_t r, int64_t N, S* __res
   add_rows_blocked<S>(o, 0, N, K, src.data(), coef.data());
 }
 
-// dwt[j, :] += x[r, j] d[0:N] over the row's events (the weight gradient of the projection)
-template <typename S>
-inline void project_row_grad(const InputEvents<S>& in, int64_t r, int64_t N, const S* __restrict__ d,
-                             S* __restrict__ dwt) {
-  const S* xr = in.x + r * in.K;
-  for (int64_t e = in.ptr[r]; e < in.ptr[r + 1]; ++e) {
-    const int64_t j = in.idx[e];
-    const S xv = xr[j];
-    S* __restrict__ row = dwt + j * N;
-    if (xv == S(1)) {
-      for (int64_t i = 0; i < N; ++i) row[i] += d[i];
-    } else {
-      for (int64_t i = 0; i < N; ++i) row[i] += xv * d[i];
-    }
-  }
-}
-
 template <typename S>
 void forward_impl(int64_t T, const at::Tensor& cur, const InputEvents<S>* in, const at::Tensor& w,
                   const at::Tensor& v0, const at::Tensor& a0, const at::Tensor& z0, const at::Tensor& r0,
@@ -456,7 +420,7 @@ void forward_impl(int64_t T, const at::Tensor& cur, const InputEvents<S>* in, co
         for (int64_t b = b0; b < b1; ++b) project_row<S>(*in, t * B + b, N, proj + b * N);
       if (!dense) {
         std::memset(rec + b0 * N, 0, sizeof(S) * (b1 - b0) * N);
-        accumulate_rows<S>(b0, b1, N, zp, idx.data(), cnt.data(), wtp, nullptr, rec, false);
+        accumulate_rows<S>(b0, b1, N, zp, idx.data(), cnt.data(), wtp, rec);
       }
       step(b0, b1, N, c, ct, rec, zp, vp, ap, rp, zt, st);
       shape_pass<S>(shape_id, (b1 - b0) * N, st + b0 * N, width, peak);
@@ -520,6 +484,52 @@ inline void add_into(S* __restrict__ dst, const S* __restrict__ src, int64_t n) 
   for (int64_t k = 0; k < n; ++k) dst[k] += src[k];
 }
 
+// gt[i, :] += pre_b[i] p[b, :] for every event i in the list of row b (lists[b], cnt[b] entries,
+// ascending; pre_b = pre_rows[b], p [B, N]). Every entry gt[i, n] sums its events in ascending b,
+// as a loop over b then i would; here the events are regrouped by i (a counting sort that keeps b
+// ascending), so that each row of gt is read and written once with its events summed in
+// registers (add_rows_blocked), and the columns are split over threads: the same sums at any
+// thread count.
+template <typename S>
+void scatter_lists(int64_t B, int64_t M, const int32_t* const* lists, const int64_t* cnt, const S* const* pre_rows,
+                   const S* __restrict__ p, int64_t N, S* __restrict__ gt) {
+  std::vector<int64_t> start(M + 1, 0);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t e = 0; e < cnt[b]; ++e) ++start[lists[b][e] + 1];
+  for (int64_t i = 0; i < M; ++i) start[i + 1] += start[i];
+  const int64_t total = start[M];
+  if (total == 0) return;
+  std::vector<const S*> src(total);
+  std::vector<S> coef(total);
+  std::vector<int64_t> fill(start.begin(), start.end() - 1);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t e = 0; e < cnt[b]; ++e) {
+      const int64_t i = lists[b][e];
+      const int64_t at = fill[i]++;
+      src[at] = p + b * N;
+      coef[at] = pre_rows[b][i];
+    }
+  at::parallel_for(0, N, 256, [&](int64_t n0, int64_t n1) {
+    for (int64_t i = 0; i < M; ++i) {
+      const int64_t k0 = start[i], K = start[i + 1] - k0;
+      if (K) add_rows_blocked<S>(gt + i * N, n0, n1, K, src.data() + k0, coef.data() + k0);
+    }
+  });
+}
+
+// scatter_lists for spike lists as spike_lists writes them (idx[b * M + e], pre [B, M])
+template <typename S>
+void scatter_events(const S* __restrict__ pre, int64_t B, int64_t M, const int32_t* idx, const int64_t* cnt,
+                    const S* __restrict__ p, int64_t N, S* __restrict__ gt) {
+  std::vector<const int32_t*> lists(B);
+  std::vector<const S*> rows(B);
+  for (int64_t b = 0; b < B; ++b) {
+    lists[b] = idx + b * M;
+    rows[b] = pre + b * M;
+  }
+  scatter_lists<S>(B, M, lists.data(), cnt, rows.data(), p, N, gt);
+}
+
 template <typename S>
 void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor& ga, const at::Tensor& gvT,
                    const at::Tensor& gaT, const at::Tensor& z, const at::Tensor& sd, const at::Tensor& vall,
@@ -576,6 +586,9 @@ void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor&
   const bool need_v = reset_zero && !detach_reset;
   BackFn<S> step = pick_back<S>(reset_zero, adaptive, detach_reset, leak);
   const int64_t grain = grain_rows(N);
+  std::vector<const int32_t*> in_lists(in ? B : 0);  // the input events of step t, per trial
+  std::vector<int64_t> in_cnt(in ? B : 0);
+  std::vector<const S*> in_rows(in ? B : 0);
   for (int64_t t = T - 1; t >= 0; --t) {
     const S* zprev = t > 0 ? zpt + (t - 1) * BN : z0p;
     const S* vprev = need_v ? (t > 0 ? vallp + (t - 1) * BN : v0p) : nullptr;
@@ -609,15 +622,22 @@ void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor&
     // (the BLAS call addmm_ would make, without its per-call dispatch: gemm_acc)
     if (!detach_rec && !masked && !gemm_acc<S>(B, N, N, dv, wp, cz)) cz_t.addmm_(dv_t, w);
     // dW_in[:, j] += sum_b x[t][b, j] dv[b, :], from the input events of step t
-    if (in)
-      for (int64_t b = 0; b < B; ++b) project_row_grad<S>(*in, t * B + b, N, dv + b * N, dwint.data_ptr<S>());
+    if (in) {  // dW_in^T[j, :] += x[t, b, j] dv[b, :]: the events of rows t B + b, b ascending
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t r = t * B + b;
+        in_lists[b] = in->idx + in->ptr[r];
+        in_cnt[b] = in->ptr[r + 1] - in->ptr[r];
+        in_rows[b] = in->x + r * in->K;
+      }
+      scatter_lists<S>(B, in->K, in_lists.data(), in_cnt.data(), in_rows.data(), dv, N, dwint.data_ptr<S>());
+    }
     // dW[i, j] += sum_b dv[b, i] z[t-1][b, j], from the spikes of step t-1
     const int64_t nnz = spike_lists(zprev, B, N, idx.data(), cnt.data());
     if (nnz == 0) continue;
     if (static_cast<double>(nnz) > dense_at) {
       dwt.addmm_((t > 0 ? z.select(0, t - 1) : z0).t(), dv_t);
     } else {
-      accumulate_rows<S>(0, B, N, zprev, idx.data(), cnt.data(), nullptr, dv, dwtp, true);
+      scatter_events<S>(zprev, B, N, idx.data(), cnt.data(), dv, N, dwtp);
     }
   }
   out = {in ? dwint.t().contiguous() : di, dwt.t().contiguous(), cv_t, ca_t, cz_t};
@@ -636,8 +656,16 @@ template <typename S>
 void project_backward_impl(const InputEvents<S>& in, int64_t R, const at::Tensor& di, at::Tensor& dwt) {
   const int64_t N = di.size(1);
   const S* dp = di.data_ptr<S>();
-  S* wp = dwt.data_ptr<S>();
-  for (int64_t r = 0; r < R; ++r) project_row_grad<S>(in, r, N, dp + r * N, wp);
+  // dwt[j, :] += x[r, j] di[r, :] over the events of every row r, r ascending for each j
+  std::vector<const int32_t*> lists(R);
+  std::vector<int64_t> cnt(R);
+  std::vector<const S*> rows(R);
+  for (int64_t r = 0; r < R; ++r) {
+    lists[r] = in.idx + in.ptr[r];
+    cnt[r] = in.ptr[r + 1] - in.ptr[r];
+    rows[r] = in.x + r * in.K;
+  }
+  scatter_lists<S>(R, in.K, lists.data(), cnt.data(), rows.data(), dp, N, dwt.data_ptr<S>());
 }
 
 
@@ -697,37 +725,6 @@ template <typename S>
 AdjFn<S> pick_adj(bool rz, bool ad, bool fi, bool reg) {
   if (rz) return ad ? pick_adj2<S, true, true>(fi, reg) : pick_adj2<S, true, false>(fi, reg);
   return ad ? pick_adj2<S, false, true>(fi, reg) : pick_adj2<S, false, false>(fi, reg);
-}
-
-// gt[off + i, :] += pre[b, i] p[b, :] for the nonzero pre[b, i] (pre [B, M], p [B, N]). Every
-// entry gt[i, n] sums its events in ascending b, as a loop over b then i would; here the events
-// are regrouped by i (a counting sort that keeps b ascending), so that each row of gt is read
-// and written once per step with its events summed in registers (add_rows_blocked), and the
-// columns are split over threads: the same sums at any thread count.
-template <typename S>
-void scatter_events(const S* __restrict__ pre, int64_t B, int64_t M, const int32_t* idx, const int64_t* cnt,
-                    const S* __restrict__ p, int64_t N, S* __restrict__ gt) {
-  std::vector<int64_t> start(M + 1, 0);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t e = 0; e < cnt[b]; ++e) ++start[idx[b * M + e] + 1];
-  for (int64_t i = 0; i < M; ++i) start[i + 1] += start[i];
-  const int64_t total = start[M];
-  std::vector<const S*> src(total);
-  std::vector<S> coef(total);
-  std::vector<int64_t> fill(start.begin(), start.end() - 1);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t e = 0; e < cnt[b]; ++e) {
-      const int64_t i = idx[b * M + e];
-      const int64_t at = fill[i]++;
-      src[at] = p + b * N;
-      coef[at] = pre[b * M + i];
-    }
-  at::parallel_for(0, N, 256, [&](int64_t n0, int64_t n1) {
-    for (int64_t i = 0; i < M; ++i) {
-      const int64_t k0 = start[i], K = start[i + 1] - k0;
-      if (K) add_rows_blocked<S>(gt + i * N, n0, n1, K, src.data() + k0, coef.data() + k0);
-    }
-  });
 }
 
 template <typename S>
