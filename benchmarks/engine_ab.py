@@ -14,10 +14,11 @@ the two kernels in rotation in one process on the same pre-drawn batches and the
 Prints the median seconds per iteration of each, their ratio, and whether the two kernels'
 gradients and logits are identical bit for bit (the largest difference if not).
 
-``--malloc`` adds a third row: this kernel with glibc's default ``malloc`` thresholds (blocks of
-32 MiB and more are mmapped and returned when freed, ``mallopt`` set back to that before each
-of its iterations, :func:`cognet.core.fused.keep_freed_memory`), against the kept-blocks
-setting the engine uses.
+``--malloc`` adds two rows: both kernels with glibc's default ``malloc`` thresholds (blocks of
+32 MiB and more are mmapped and returned when freed; ``mallopt`` set back to that before each
+of their iterations), against the kept-blocks setting the engine uses since 2026-12-07
+(:func:`cognet.core.fused.keep_freed_memory`). The base kernel with glibc's defaults is the
+engine as it was before that date.
 
 The base kernel compiles once per machine (about a minute) into torch's extension cache.
 """
@@ -86,7 +87,8 @@ def main() -> None:
     batches = [t.task.sample(cfg.train.batch_size, t.g_train) for _ in range(args.repeats + 1)]
     variants = [(f"base kernel ({args.base})", old, None), ("this kernel", new, None)]
     if args.malloc:
-        variants.append(("this kernel, glibc malloc defaults", new, glibc_defaults))
+        variants += [(f"base kernel ({args.base}), glibc malloc defaults", old, glibc_defaults),
+                     ("this kernel, glibc malloc defaults", new, glibc_defaults)]
     times = {name: [] for name, _, _ in variants}
     worst = 0.0
     for i, batch in enumerate(batches):

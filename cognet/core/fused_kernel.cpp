@@ -160,11 +160,9 @@ inline int64_t spike_lists(const S* __restrict__ z, int64_t B, int64_t N, int32_
 // sums, rounded in the same order, as K passes of dst[n] += c_k src_k[n] (c_k == 1 adds src_k as
 // is, which is the same value), but blocked: the running sums of a block of entries stay in
 // registers over all K sources and dst is read and written once, not K times.
-template <typename S>
-inline void add_rows_blocked(S* __restrict__ dst, int64_t n0, int64_t n1, int64_t K, const S* const* src,
-                             const S* coef) {
-  constexpr int64_t BL = 256 / sizeof(S);  // 64 floats: eight AVX2 registers
-  int64_t n = n0;
+template <typename S, int64_t BL>
+inline int64_t add_blocks(S* __restrict__ dst, int64_t n, int64_t n1, int64_t K, const S* const* src,
+                          const S* coef) {
   for (; n + BL <= n1; n += BL) {
     S acc[BL];
     for (int64_t l = 0; l < BL; ++l) acc[l] = dst[n + l];
@@ -179,6 +177,14 @@ inline void add_rows_blocked(S* __restrict__ dst, int64_t n0, int64_t n1, int64_
     }
     for (int64_t l = 0; l < BL; ++l) dst[n + l] = acc[l];
   }
+  return n;
+}
+
+template <typename S>
+inline void add_rows_blocked(S* __restrict__ dst, int64_t n0, int64_t n1, int64_t K, const S* const* src,
+                             const S* coef) {
+  int64_t n = add_blocks<S, 256 / sizeof(S)>(dst, n0, n1, K, src, coef);  // 64 floats: eight AVX2 registers
+  n = add_blocks<S, 32 / sizeof(S)>(dst, n, n1, K, src, coef);           // the rest, a register at a time
   for (; n < n1; ++n) {
     S a = dst[n];
     for (int64_t k = 0; k < K; ++k) a += coef[k] == S(1) ? src[k][n] : coef[k] * src[k][n];
