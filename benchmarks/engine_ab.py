@@ -7,7 +7,8 @@ Usage::
         [--malloc]
 
 Builds the kernel source (``cognet/core/fused_kernel.cpp``) of ``--base`` (``git show``) as a
-second extension module next to this checkout's, then times one training iteration (the
+second extension module next to this checkout's (and loads the base's ``rules/eprop_fused.py``,
+the e-prop engine's Python half, for the base rows), then times one training iteration (the
 rule's ``step``: forward and gradients, no optimiser step) of the task's recommended network,
 the two kernels in rotation in one process on the same pre-drawn batches and the same weights
 (each timed iteration follows an untimed one of the same variant).
@@ -35,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+import rules.eprop
 from cognet.core import fused
 from cognet.training.config import build_config
 from cognet.training.trainer import Trainer
@@ -51,6 +53,22 @@ def base_module(rev: str):
     tag = hashlib.sha256("\0".join([src, torch.__version__, fused._cpu_signature(), *flags]).encode()).hexdigest()[:12]
     return load_inline(name=f"cognet_fused_ab_{tag}", cpp_sources=[src], functions=None, extra_cflags=flags,
                        extra_ldflags=["-ldl"], verbose=False)
+
+
+def base_eprop_fused(rev: str):
+    """``rules/eprop_fused.py`` as it was at ``rev`` (the Python half of the e-prop engine), as a
+    module of the ``rules`` package, so that the base rows run the base's Python code too."""
+    import importlib.util
+    import sys
+
+    src = subprocess.run(["git", "show", f"{rev}:rules/eprop_fused.py"], cwd=ROOT, check=True, capture_output=True,
+                         text=True).stdout
+    spec = importlib.util.spec_from_loader("rules._eprop_fused_base", loader=None)
+    mod = importlib.util.module_from_spec(spec)
+    mod.__package__ = "rules"
+    sys.modules[spec.name] = mod
+    exec(compile(src, f"{rev}:rules/eprop_fused.py", "exec"), mod.__dict__)
+    return mod
 
 
 def glibc_defaults(libc) -> None:
@@ -82,6 +100,7 @@ def main() -> None:
     t.net.train()
     new = fused.load_backend()
     old = base_module(args.base)
+    python_of = {id(new): rules.eprop.eprop_run_fused, id(old): base_eprop_fused(args.base).eprop_run_fused}
     libc = ctypes.CDLL("libc.so.6")
     libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     batches = [t.task.sample(cfg.train.batch_size, t.g_train) for _ in range(args.repeats + 1)]
@@ -97,6 +116,7 @@ def main() -> None:
         for name, mod, setup in order:
             (setup or kept)(libc)
             fused._backend["module"] = mod
+            rules.eprop.eprop_run_fused = python_of[id(mod)]
             t.rule.step(batch)  # untimed: settles the heap after a malloc switch
             t0 = time.perf_counter()
             res = t.rule.step(batch)
@@ -106,6 +126,7 @@ def main() -> None:
             results[name] = [p.grad.clone() for p in t.net.parameters() if p.grad is not None] + [res.logits]
         kept(libc)
         fused._backend["module"] = new
+        rules.eprop.eprop_run_fused = python_of[id(new)]
         ref = results[variants[0][0]]
         for name, _, _ in variants[1:]:
             for a, b in zip(ref, results[name]):
