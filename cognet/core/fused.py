@@ -61,6 +61,15 @@ written once, then added to z's other gradients and read once by the kernel: wit
 faults ~10 % of a fused iteration at N = 128. Outputs that no loss reads get no zero-filled
 gradient (``set_materialize_grads(False)``).
 
+How the event sums run (2026-12-07): each one, ``dst[n] = ((dst[n] + c_0 src_0[n]) + c_1
+src_1[n]) + ...`` over a list of events, keeps the running sums of 64 entries in registers over
+all the events and reads and writes ``dst`` once (the same sums, rounded in the same order, as
+one pass over ``dst`` per event). The weight gradients (BPTT's ``dW`` and ``dW_in``, e-prop's
+update) are regrouped by presynaptic index first, keeping trials in ascending order, so that a
+row of ``dW^T`` is read and written once per step instead of once per event, and are split over
+threads by columns (the same sums at any thread count). The neuron update is branch-free, so
+the compiler vectorises it. All bit-identical to before (``benchmarks/engine_ab.py``).
+
 Sparse vs dense: the recurrent input and the weight gradient are accumulated from the
 spike lists while at most ``DENSE_THRESHOLD`` of the ``B x N`` entries of ``z[t-1]``
 spiked, and as one matmul (``at::mm``, torch's BLAS and thread count) above it. The input
