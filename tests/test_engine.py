@@ -460,14 +460,16 @@ def test_input_events_density_decision_and_contents():
     assert fused.input_events(torch.ones(4, 2, 5).requires_grad_()) is None
 
 
+@pytest.mark.parametrize("n", [7, 100, 1030])  # the kernel's blocks: tail only; 64 + 8s + tail; 16 x 64 + tail
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_project_inputs_is_the_ordered_column_sum(dtype):
-    # project_inputs (event-driven) adds the active inputs' columns in index order, from 0
+def test_project_inputs_is_the_ordered_column_sum(dtype, n):
+    # project_inputs (event-driven) adds the active inputs' columns in index order, from 0, and its
+    # weight gradient adds x[r, j] G[r] over the rows r = (t, b) in ascending order, from 0
     x = _input_spikes(20, 3, 30, 0.15, dtype, 8, graded=True)
-    w_in = torch.randn(7, 30, dtype=dtype, generator=torch.Generator().manual_seed(1)).requires_grad_()
+    w_in = torch.randn(n, 30, dtype=dtype, generator=torch.Generator().manual_seed(1)).requires_grad_()
     got = fused.project_inputs(x, w_in)
     assert type(got.grad_fn.next_functions[0][0]).__name__ == "_SparseProjectionBackward"  # under a view
-    want = torch.zeros(20, 3, 7, dtype=dtype)
+    want = torch.zeros(20, 3, n, dtype=dtype)
     with torch.no_grad():
         for t in range(20):
             for b in range(3):
@@ -479,6 +481,14 @@ def test_project_inputs_is_the_ordered_column_sum(dtype):
     G = torch.randn(got.shape, dtype=dtype, generator=torch.Generator().manual_seed(2))
     gw = torch.autograd.grad((got * G).sum(), w_in)[0]
     torch.testing.assert_close(gw, torch.einsum("tbn,tbk->nk", G, x))
+    want_gw = torch.zeros(30, n, dtype=dtype)
+    for t in range(20):
+        for b in range(3):
+            for j in range(30):
+                xv = x[t, b, j]
+                if xv != 0:
+                    want_gw[j] += G[t, b] if xv == 1 else xv * G[t, b]
+    assert torch.equal(gw, want_gw.t())
 
 
 @pytest.mark.parametrize("density", [0.1, 0.5])  # fused input projection / dense x (currents given)

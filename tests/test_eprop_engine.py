@@ -224,3 +224,31 @@ def test_engine_selection_and_fallback(monkeypatch):
         run(net, batch, fb, "auto")  # no second warning
     with pytest.raises(ValueError, match="unavailable"):
         run(net, batch, fb, "fused")
+
+
+@pytest.mark.parametrize("n", [100, 300])  # 64-entry blocks, 8-entry blocks and a tail; two column ranges
+def test_fused_equals_reference_wide_and_at_any_thread_count(n):
+    """Wide enough that the kernel's blocked event sums use all three block sizes and split the
+    weight-gradient columns between threads: equal to the reference in float64, and bit-identical
+    with one and with two threads (float32 too)."""
+    task = ToyTask()
+    batch = task.batch(n_in=70, density=0.1)
+    for dtype in (F64, torch.float32):
+        net = make_net(seed=5, n=n, n_in=70, dtype=dtype, rec_scale=1.0, input_scale=2.0)
+        b = tasks.base.Batch(x=batch.x.to(dtype), target=batch.target, mask=batch.mask, windows=batch.windows,
+                             phases={})
+        fb = torch.randn(n, net.n_out, generator=torch.Generator().manual_seed(9), dtype=dtype)
+        kw = dict(filtered=True, rate_reg=0.5, rate_target_hz=12.0, chunk_steps=16)
+        threads = torch.get_num_threads()
+        try:
+            torch.set_num_threads(1)
+            one = run(net, b, fb, "fused", **kw)
+            torch.set_num_threads(2)
+            two = run(net, b, fb, "fused", **kw)
+        finally:
+            torch.set_num_threads(threads)
+        assert one.grads["w_rec"].abs().sum() > 0 and one.spike_mean.sum() > 0
+        for k in NAMES:
+            assert torch.equal(one.grads[k], two.grads[k]), k
+        if dtype == F64:
+            assert_same(one, run(net, b, fb, "reference", **kw))
