@@ -608,5 +608,13 @@ def test_keep_freed_memory_reuses_large_blocks():
     kept, n_kept = faults(None)
     default, n_default = faults("default")
     assert kept and not default
+    assert faults("keep")[0]
     assert n_default >= 2 * 4096  # two calls' 2 x 32 MiB faulted in again (4 KiB pages; fewer if huge pages)
     assert n_kept < n_default / 20
+
+
+def test_keep_freed_memory_warns_about_an_unknown_setting(monkeypatch):
+    monkeypatch.setattr(fused, "_malloc", {"done": False, "kept": False})
+    monkeypatch.setenv("COGNET_MALLOC", "defualt")
+    with pytest.warns(RuntimeWarning, match="COGNET_MALLOC='defualt' is neither 'default' nor 'keep'"):
+        fused.keep_freed_memory()

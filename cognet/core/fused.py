@@ -213,13 +213,18 @@ def keep_freed_memory() -> bool:
     against 881 MB), ``benchmarks/engine_ab.py --malloc`` 0.69x the time per ``rule.step``. The
     price: the process holds on to freed blocks (up to its peak) instead of handing them back
     between iterations.
-    ``COGNET_MALLOC=default`` leaves glibc's settings alone; elsewhere (not glibc) it does
+    ``COGNET_MALLOC=default`` leaves glibc's settings alone (``keep``, or unset: this setting; any
+    other value is warned about once and treated as ``keep``); elsewhere (not glibc) it does
     nothing."""
     if _malloc["done"]:
         return _malloc["kept"]
     _malloc["done"] = True
-    if os.environ.get("COGNET_MALLOC", "") == "default":
+    choice = os.environ.get("COGNET_MALLOC", "")
+    if choice == "default":
         return False
+    if choice not in ("", "keep"):
+        warnings.warn(f"cognet: COGNET_MALLOC={choice!r} is neither 'default' nor 'keep'; keeping freed "
+                      "blocks (the default)", RuntimeWarning, stacklevel=2)
     try:
         import ctypes
         import ctypes.util
