@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import hashlib
 import statistics
 import subprocess
 import time
@@ -47,12 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def base_module(rev: str):
     src = subprocess.run(["git", "show", f"{rev}:cognet/core/fused_kernel.cpp"], cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout
-    from torch.utils.cpp_extension import load_inline
-
-    flags = ["-O3", "-ffp-contract=off", "-march=native"]
-    tag = hashlib.sha256("\0".join([src, torch.__version__, fused._cpu_signature(), *flags]).encode()).hexdigest()[:12]
-    return load_inline(name=f"cognet_fused_ab_{tag}", cpp_sources=[src], functions=None, extra_cflags=flags,
-                       extra_ldflags=["-ldl"], verbose=False)
+    return fused.build_kernel(src, "cognet_fused_ab")
 
 
 def base_eprop_fused(rev: str):
@@ -73,14 +67,14 @@ def base_eprop_fused(rev: str):
 
 def glibc_defaults(libc) -> None:
     """mallopt as glibc's steady state: blocks of 32 MiB and more mmapped, 128 KiB trim."""
-    libc.mallopt(-3, 32 << 20)
-    libc.mallopt(-1, 128 << 10)
+    libc.mallopt(fused._M_MMAP_THRESHOLD, 32 << 20)
+    libc.mallopt(fused._M_TRIM_THRESHOLD, 128 << 10)
     libc.malloc_trim(0)
 
 
 def kept(libc) -> None:
-    libc.mallopt(-3, fused.KEEP_FREED_BYTES)
-    libc.mallopt(-1, fused.KEEP_FREED_BYTES)
+    libc.mallopt(fused._M_MMAP_THRESHOLD, fused.KEEP_FREED_BYTES)
+    libc.mallopt(fused._M_TRIM_THRESHOLD, fused.KEEP_FREED_BYTES)
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """The fused engine against the reference (torch) engine: same spikes, same gradients."""
 
 import itertools
+import platform
 import warnings
 
 import numpy as np
@@ -586,8 +587,7 @@ print(fused._malloc["kept"], resource.getrusage(resource.RUSAGE_SELF).ru_minflt 
 """
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "confstr") or "glibc" not in
-                    (__import__("os").confstr("CS_GNU_LIBC_VERSION") or ""), reason="glibc's mallopt only")
+@pytest.mark.skipif("glibc" not in (platform.libc_ver()[0] or ""), reason="glibc's mallopt only")
 def test_keep_freed_memory_reuses_large_blocks():
     """With the fused engine's malloc setting, a kernel call's freed 32 MiB outputs are reused by
     the next call (no page faults); with glibc's defaults (COGNET_MALLOC=default) each one is

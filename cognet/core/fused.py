@@ -166,6 +166,21 @@ def _cpu_signature() -> str:
     return sig
 
 
+def build_kernel(src: str, prefix: str = "cognet_fused"):
+    """The extension module of kernel source ``src``, compiled once per machine into torch's
+    extension cache under ``prefix`` and a hash of the source, torch's version, the CPU and the
+    flags (see the module docstring); :func:`load_backend` builds this checkout's kernel with it,
+    ``benchmarks/engine_ab.py`` an earlier commit's beside it."""
+    from torch.utils.cpp_extension import load_inline
+
+    flags = ["-O3", "-ffp-contract=off", "-march=native"]
+    tag = hashlib.sha256("\0".join([src, torch.__version__, _cpu_signature(), *flags]).encode()).hexdigest()[:12]
+    return load_inline(
+        name=f"{prefix}_{tag}", cpp_sources=[src], functions=None,  # bindings: end of the source
+        extra_cflags=flags, extra_ldflags=["-ldl"], verbose=False,
+    )
+
+
 def load_backend():
     """The compiled kernel module, building it on first use; raises ``RuntimeError`` if it
     cannot be built or loaded (the reason in the message)."""
@@ -176,15 +191,7 @@ def load_backend():
     try:
         if os.environ.get("COGNET_NO_FUSED"):
             raise RuntimeError("disabled by COGNET_NO_FUSED")
-        from torch.utils.cpp_extension import load_inline
-
-        src = _SOURCE.read_text()
-        flags = ["-O3", "-ffp-contract=off", "-march=native"]
-        tag = hashlib.sha256("\0".join([src, torch.__version__, _cpu_signature(), *flags]).encode()).hexdigest()[:12]
-        mod = load_inline(
-            name=f"cognet_fused_{tag}", cpp_sources=[src], functions=None,  # bindings: end of the source
-            extra_cflags=flags, extra_ldflags=["-ldl"], verbose=False,
-        )
+        mod = build_kernel(_SOURCE.read_text())
     except Exception as exc:  # any build/load failure: remembered, reported once by auto
         _backend["error"] = f"fused engine unavailable ({type(exc).__name__}: {str(exc).strip()[:300]})"
         raise RuntimeError(_backend["error"]) from None
