@@ -19,7 +19,9 @@ too). Then e-prop's ``dup-rev`` budget went from BPTT's 20 000 iterations to 30 
 20 000 (``--set train.iterations=20000``; the earlier tests set it too). Last, ``eprop-random``
 alone got beta 3.0 on ``dup-rev`` (``tasks.multitask.EPROP_RANDOM_ADAPTATION``);
 ``data/config_hashes_before_random_beta3.json`` keeps its beta-2.0 hash (``--set network.beta=2.0``,
-which the 20 000-iteration test sets too)."""
+which the 20 000-iteration test sets too). Then ``eprop-random`` on ``dup-rev`` got batch 128
+(``tasks.multitask.EPROP_RANDOM_BATCH``); ``data/config_hashes_before_random_bs128.json`` keeps its
+batch-64 hash (``--set train.batch_size=64``, which the earlier tests set too)."""
 
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ BEFORE_RANDOM_1024 = _hashes("config_hashes_before_random_1024")
 BEFORE_BETA2 = _hashes("config_hashes_before_beta2")
 BEFORE_30K = _hashes("config_hashes_before_30k")
 BEFORE_RANDOM_BETA3 = _hashes("config_hashes_before_random_beta3")
+BEFORE_RANDOM_BS128 = _hashes("config_hashes_before_random_bs128")
 
 
 @pytest.mark.parametrize("key", sorted(HASHES))
@@ -103,8 +106,10 @@ def test_dup_rev_eprop_runs_with_beta_1_are_found(key):
     assert found == BEFORE_BETA2[key]
 
 
-#: the --set that takes ``eprop-random`` back to the beta its runs before beta 3.0 had
-_BETA2 = {"dup-rev/eprop-random": ["network.beta=2.0"], "dup-rev/eprop-symmetric": []}
+#: the --set that takes ``eprop-random`` back to the batch its runs before batch 128 had
+_BS64 = {"dup-rev/eprop-random": ["train.batch_size=64"], "dup-rev/eprop-symmetric": []}
+#: ... and to the beta its runs before beta 3.0 had
+_BETA2 = {k: v + (["network.beta=2.0"] if k == "dup-rev/eprop-random" else []) for k, v in _BS64.items()}
 
 
 @pytest.mark.parametrize("key", sorted(BEFORE_30K))
@@ -132,12 +137,31 @@ def test_dup_rev_eprop_random_runs_with_beta_2_are_found(key):
     assert config_hash(build_config(task="dup-rev", rule="eprop-random", sets=_BETA2[key])) == BEFORE_RANDOM_BETA3[key]
 
 
+@pytest.mark.parametrize("key", sorted(BEFORE_RANDOM_BS128))
+def test_dup_rev_eprop_random_runs_with_batch_64_are_found(key):
+    """``eprop-random``'s recommendation at batch 64 (before batch 128; beta 3.0, 30 000
+    iterations) keeps its run directories with ``train.batch_size=64``; BPTT and
+    ``eprop-symmetric`` keep batch 64."""
+    from tasks.multitask import EPROP_RANDOM_BATCH
+
+    assert key == "dup-rev/eprop-random"
+    cfg = build_config(task="dup-rev", rule="eprop-random")
+    assert cfg.train.batch_size == EPROP_RANDOM_BATCH["train.batch_size"] == 128
+    assert build_config(task="dup-rev", rule="eprop-symmetric").train.batch_size == 64
+    assert build_config(task="dup-rev", rule="bptt").train.batch_size == 64
+    assert config_hash(cfg) != BEFORE_RANDOM_BS128[key]
+    assert config_hash(build_config(task="dup-rev", rule="eprop-random", sets=_BS64[key])) == BEFORE_RANDOM_BS128[key]
+
+
 def _with_bptt_values(key, keys, extra_sets=()):
     """The default config of ``key`` ("task/rule"), BPTT's, and the hash of the default with
-    ``extra_sets`` and ``keys`` set back to BPTT's values."""
+    ``extra_sets`` and ``keys`` set back to BPTT's values. The batch is always set back too:
+    every recommendation before ``EPROP_RANDOM_BATCH`` had BPTT's (a no-op for the other rules)."""
+    from tasks.multitask import EPROP_RANDOM_BATCH
+
     task, rule = key.split("/")
     bptt = build_config(task=task, rule="bptt")
-    sets = list(extra_sets) + [f"{k}={_get(bptt, k)}" for k in sorted(keys)]
+    sets = list(extra_sets) + [f"{k}={_get(bptt, k)}" for k in sorted({**keys, **EPROP_RANDOM_BATCH})]
     return build_config(task=task, rule=rule), bptt, config_hash(build_config(task=task, rule=rule, sets=sets))
 
 

@@ -464,6 +464,8 @@ def test_eprop_recommendations_cover_the_symbolic_tasks_and_only_eprop():
     # stronger adaptation, the same rate target; random feedback the strongest
     assert (sym.network.beta, rnd.network.beta) == (2 * bptt.network.beta, 3 * bptt.network.beta) == (2.0, 3.0)
     assert sym.network.n_rec == rnd.network.n_rec == 2 * bptt.network.n_rec == 1024
+    # random feedback averages its noisier learning signal over twice the batch
+    assert (bptt.train.batch_size, sym.train.batch_size, rnd.train.batch_size) == (64, 64, 128)
     for cfg in (sym, rnd):  # slow adaptation: e-prop credits a neuron's own adaptation exactly
         assert (cfg.network.tau_adapt_ms, cfg.network.tau_adapt_max_ms) == (100.0, 2000.0) != \
             (bptt.network.tau_adapt_ms, bptt.network.tau_adapt_max_ms)
