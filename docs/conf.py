@@ -41,7 +41,9 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 root_doc = "index"
-exclude_patterns = ["_build", "README.md", "**/.ipynb_checkpoints", "jupyter_execute"]
+# results/duprev-eprop-random-bs128: raw run records (configs, summaries, Brian2 checks), read on GitHub
+exclude_patterns = ["_build", "README.md", "**/.ipynb_checkpoints", "jupyter_execute",
+                    "results/duprev-eprop-random-bs128"]
 
 # -- MyST / notebooks -------------------------------------------------------------------------
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]

@@ -128,3 +128,23 @@ def test_hop_alignment_table_in_tasks_doc_matches_its_csv():
     assert len(lines) == 15  # header, rule and thirteen tasks
     for line in lines:
         assert line in text, line[:80]
+
+
+def test_duprev_batch_128_rows_are_their_run_records():
+    """The CSV rows of ``eprop-random``'s ``dup-rev`` seeds 1 and 2 are what ``collect`` reads
+    from the kept run records (summary and Brian2 check), and docs/tasks.md quotes each
+    record's 8192-trial score as the scoring script printed it."""
+    import re
+
+    records = RESULTS / "duprev-eprop-random-bs128"
+    collected = _printed("eprop_table.py", "collect", str(records))[1:]
+    assert [line.split(",")[2] for line in collected] == ["1", "2"]
+    csv_lines = (RESULTS / "eprop-per-seed.csv").read_text().splitlines()
+    for line in collected:
+        assert line in csv_lines and line.endswith(",1.0000")  # Brian2-identical on every trial
+    tasks_doc = (ROOT / "docs" / "tasks.md").read_text()
+    for seed in (1, 2):
+        both = (records / f"seed{seed}" / "positions-8192.txt").read_text()
+        acc, lo, hi = re.search(r"\| both \| (0\.\d{3}) \(95 % CI (0\.\d{3})-(0\.\d{3}), \d+/8192\)", both).groups()
+        assert float(lo) > 0.90  # issue 20's target, on the larger sample
+        assert f"| {seed} | " in tasks_doc and f"{acc} ({lo}-{hi})" in tasks_doc
