@@ -130,7 +130,7 @@ EPROP_LONG_BUDGET = {"train.iterations": 30000}
 #: neurons at 30 000 iterations (held-out sequence accuracy, seeds 0-2, 2026-12-07, 14.9-15.2 Hz,
 #: all Brian2-identical; docs/tasks.md "Stronger adaptation for random feedback"): 0.910 / 0.910 /
 #: 0.895 against 0.801 / 0.863 / 0.871 with beta 2.0 (1024 further held-out trials per seed: about
-#: 0.88 against 0.83; 8192 per seed: 0.886 / 0.881 / 0.876, below the 0.90 target, against 0.788 /
+#: 0.88 against 0.83; 8192 per seed: 0.886 / 0.881 / 0.876 at batch 64, below the 0.90 target, against 0.788 /
 #: 0.856 / 0.851). Tried and not adopted (8192 trials): 40 000 iterations 0.887 / 0.908 / 0.885;
 #: on seed 0 beta 4.0 0.885, ``train.rate_reg=0.05`` 0.869. Batch 128 (``train.batch_size=128``)
 #: gives 0.938 on seed 0 (docs/tasks.md "A larger test", "Tried on seed 0"), and is adopted below
