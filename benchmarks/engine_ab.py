@@ -27,7 +27,6 @@ The base kernel compiles once per machine (about a minute) into torch's extensio
 from __future__ import annotations
 
 import argparse
-import ctypes
 import statistics
 import subprocess
 import time
@@ -95,8 +94,9 @@ def main() -> None:
     new = fused.load_backend()
     old = base_module(args.base)
     python_of = {id(new): rules.eprop.eprop_run_fused, id(old): base_eprop_fused(args.base).eprop_run_fused}
-    libc = ctypes.CDLL("libc.so.6")
-    libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    libc = fused.glibc()
+    if libc is None:
+        raise SystemExit("Error: engine_ab.py sets malloc's thresholds with glibc's mallopt; this C library is not glibc")
     batches = [t.task.sample(cfg.train.batch_size, t.g_train) for _ in range(args.repeats + 1)]
     variants = [(f"base kernel ({args.base})", old, None), ("this kernel", new, None)]
     if args.malloc:

@@ -232,6 +232,21 @@ def keep_freed_memory() -> bool:
     if choice not in ("", "keep"):
         warnings.warn(f"cognet: COGNET_MALLOC={choice!r} is neither 'default' nor 'keep'; keeping freed "
                       "blocks (the default)", RuntimeWarning, stacklevel=2)
+    libc = glibc()
+    if libc is None:
+        return False
+    try:
+        ok = libc.mallopt(_M_MMAP_THRESHOLD, KEEP_FREED_BYTES) == 1
+        ok = ok and libc.mallopt(_M_TRIM_THRESHOLD, KEEP_FREED_BYTES) == 1
+    except (OSError, AttributeError, TypeError):
+        return False
+    _malloc["kept"] = bool(ok)
+    return _malloc["kept"]
+
+
+def glibc():
+    """The C library through ``ctypes`` with ``mallopt``'s signature set, where it is glibc;
+    else None (:func:`keep_freed_memory`, and ``benchmarks/engine_ab.py --malloc``)."""
     try:
         import ctypes
         import ctypes.util
@@ -240,14 +255,11 @@ def keep_freed_memory() -> bool:
         libc = ctypes.CDLL(name) if name else None
         mallopt = getattr(libc, "mallopt", None) if libc is not None else None
         if mallopt is None or not hasattr(libc, "gnu_get_libc_version"):  # glibc only
-            return False
+            return None
         mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-        ok = mallopt(_M_MMAP_THRESHOLD, KEEP_FREED_BYTES) == 1
-        ok = ok and mallopt(_M_TRIM_THRESHOLD, KEEP_FREED_BYTES) == 1
     except (OSError, AttributeError, TypeError):
-        return False
-    _malloc["kept"] = bool(ok)
-    return _malloc["kept"]
+        return None
+    return libc
 
 
 def fused_supported(device: torch.device, dtype: torch.dtype, surrogate: Surrogate) -> Optional[str]:

@@ -536,6 +536,23 @@ void scatter_events(const S* __restrict__ pre, int64_t B, int64_t M, const int32
   scatter_lists<S>(B, M, lists.data(), cnt, rows.data(), p, N, gt);
 }
 
+// scatter_lists for the input events of rows r0 .. r0 + R - 1 (p [R, N]): gt[j, :] += x[r, j]
+// p[r - r0, :] over each row's events, r ascending for each j (the input projection's dW_in^T)
+template <typename S>
+void scatter_inputs(const InputEvents<S>& in, int64_t r0, int64_t R, const S* __restrict__ p, int64_t N,
+                    S* __restrict__ gt) {
+  std::vector<const int32_t*> lists(R);
+  std::vector<int64_t> cnt(R);
+  std::vector<const S*> rows(R);
+  for (int64_t q = 0; q < R; ++q) {
+    const int64_t r = r0 + q;
+    lists[q] = in.idx + in.ptr[r];
+    cnt[q] = in.ptr[r + 1] - in.ptr[r];
+    rows[q] = in.x + r * in.K;
+  }
+  scatter_lists<S>(R, in.K, lists.data(), cnt.data(), rows.data(), p, N, gt);
+}
+
 template <typename S>
 void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor& ga, const at::Tensor& gvT,
                    const at::Tensor& gaT, const at::Tensor& z, const at::Tensor& sd, const at::Tensor& vall,
@@ -592,9 +609,6 @@ void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor&
   const bool need_v = reset_zero && !detach_reset;
   BackFn<S> step = pick_back<S>(reset_zero, adaptive, detach_reset, leak);
   const int64_t grain = grain_rows(N);
-  std::vector<const int32_t*> in_lists(in ? B : 0);  // the input events of step t, per trial
-  std::vector<int64_t> in_cnt(in ? B : 0);
-  std::vector<const S*> in_rows(in ? B : 0);
   for (int64_t t = T - 1; t >= 0; --t) {
     const S* zprev = t > 0 ? zpt + (t - 1) * BN : z0p;
     const S* vprev = need_v ? (t > 0 ? vallp + (t - 1) * BN : v0p) : nullptr;
@@ -628,15 +642,7 @@ void backward_impl(const at::Tensor& gz, const at::Tensor& gv, const at::Tensor&
     // (the BLAS call addmm_ would make, without its per-call dispatch: gemm_acc)
     if (!detach_rec && !masked && !gemm_acc<S>(B, N, N, dv, wp, cz)) cz_t.addmm_(dv_t, w);
     // dW_in[:, j] += sum_b x[t][b, j] dv[b, :], from the input events of step t
-    if (in) {  // dW_in^T[j, :] += x[t, b, j] dv[b, :]: the events of rows t B + b, b ascending
-      for (int64_t b = 0; b < B; ++b) {
-        const int64_t r = t * B + b;
-        in_lists[b] = in->idx + in->ptr[r];
-        in_cnt[b] = in->ptr[r + 1] - in->ptr[r];
-        in_rows[b] = in->x + r * in->K;
-      }
-      scatter_lists<S>(B, in->K, in_lists.data(), in_cnt.data(), in_rows.data(), dv, N, dwint.data_ptr<S>());
-    }
+    if (in) scatter_inputs<S>(*in, t * B, B, dv, N, dwint.data_ptr<S>());  // rows t B + b, b ascending
     // dW[i, j] += sum_b dv[b, i] z[t-1][b, j], from the spikes of step t-1
     const int64_t nnz = spike_lists(zprev, B, N, idx.data(), cnt.data());
     if (nnz == 0) continue;
@@ -661,17 +667,7 @@ void project_forward_impl(const InputEvents<S>& in, int64_t R, at::Tensor& out) 
 template <typename S>
 void project_backward_impl(const InputEvents<S>& in, int64_t R, const at::Tensor& di, at::Tensor& dwt) {
   const int64_t N = di.size(1);
-  const S* dp = di.data_ptr<S>();
-  // dwt[j, :] += x[r, j] di[r, :] over the events of every row r, r ascending for each j
-  std::vector<const int32_t*> lists(R);
-  std::vector<int64_t> cnt(R);
-  std::vector<const S*> rows(R);
-  for (int64_t r = 0; r < R; ++r) {
-    lists[r] = in.idx + in.ptr[r];
-    cnt[r] = in.ptr[r + 1] - in.ptr[r];
-    rows[r] = in.x + r * in.K;
-  }
-  scatter_lists<S>(R, in.K, lists.data(), cnt.data(), rows.data(), dp, N, dwt.data_ptr<S>());
+  scatter_inputs<S>(in, 0, R, di.data_ptr<S>(), N, dwt.data_ptr<S>());  // every row r, r ascending for each j
 }
 
 
