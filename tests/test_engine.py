@@ -1,7 +1,6 @@
 """The fused engine against the reference (torch) engine: same spikes, same gradients."""
 
 import itertools
-import platform
 import warnings
 
 import numpy as np
@@ -587,7 +586,7 @@ print(fused._malloc["kept"], resource.getrusage(resource.RUSAGE_SELF).ru_minflt 
 """
 
 
-@pytest.mark.skipif("glibc" not in (platform.libc_ver()[0] or ""), reason="glibc's mallopt only")
+@pytest.mark.skipif(fused.glibc() is None, reason="glibc's mallopt only")
 def test_keep_freed_memory_reuses_large_blocks():
     """With the fused engine's malloc setting, a kernel call's freed 32 MiB outputs are reused by
     the next call (no page faults); with glibc's defaults (COGNET_MALLOC=default) each one is
